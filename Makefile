@@ -12,14 +12,17 @@
 
 include mk/common.mk
 include mk/core.mk
-include mk/unit.mk
-include mk/fuzz.mk
 -include mk/hosted.mk
 -include mk/xen.mk
 -include mk/bench.mk
+include mk/fuzz.mk
+include mk/unit.mk
 
 all: $(ALL_TARGETS)
 
+# Fragments add their own targets to ALL_TARGETS and CHECK_EXTRA, and host
+# unit-test binaries of their own (closing line "N passed, N failed") to
+# EXTRA_UNIT_BINS so that check-unit runs them too.
 check: check-unit core-freestanding $(CHECK_EXTRA)
 	@echo "make check: all parts passed"
 

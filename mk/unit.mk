@@ -23,8 +23,8 @@ unit-san: $(UNIT_SAN_BINS)
 unit-one: $(B)/unit/$(T) $(B)/unit-san/$(T)
 	$(B)/unit/$(T) && $(B)/unit-san/$(T)
 
-check-unit: $(UNIT_BINS) $(UNIT_SAN_BINS) $(FUZZ_BINS)
-	tools/run-suite.sh unit $(UNIT_BINS) -- \
+check-unit: $(UNIT_BINS) $(UNIT_SAN_BINS) $(FUZZ_BINS) $(EXTRA_UNIT_BINS)
+	tools/run-suite.sh unit $(UNIT_BINS) $(EXTRA_UNIT_BINS) -- \
 	    unit-asan $(UNIT_SAN_BINS) -- \
 	    fuzz-smoke $(FUZZ_BINS)
 
