@@ -35,10 +35,10 @@
 
 #define FRAG_TIMEOUT_NS (30ull * 1000000000ull)
 #define FRAG_MAX_DGRAMS 16 /* datagrams in progress per link */
-#define FRAG_MAX_FRAGS 96  /* stored fragments per datagram */
-#define FRAG_BLOCK 256     /* payload storage granule, bytes */
+#define FRAG_MAX_FRAGS 64  /* stored fragments per datagram */
+#define FRAG_BLOCK 128     /* payload storage granule, bytes */
 #define FRAG_MIN_LINK_BYTES (FRAG_BLOCK * 8) /* smaller budgets round up */
-#define FRAG_MAX_LINK_BYTES (16u << 20)      /* larger budgets are cut */
+#define FRAG_MAX_LINK_BYTES (4u << 20)       /* larger budgets are cut */
 
 /* frag_input() results */
 enum frag_result {
