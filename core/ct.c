@@ -1,137 +1,724 @@
 /*
- * ct.c: connection tracking and NAT table (see ct.h, docs/conntrack.md).
+ * ct.c: connection tracking and NAT table (contracts in ct.h, design in
+ * docs/conntrack.md).
  *
- * TODO: first commit is a placeholder so the pipeline can link; the table
- * follows in the next commit.
+ * Memory: [struct ct][capacity x struct ct_entry][2 x nbuckets x uint32].
+ * Entries are linked by 32-bit slot indexes, never pointers, so an entry
+ * stays 64 bytes (one cache line) on 64-bit hosts.
+ *
+ * Limitations:
+ * - TCP is tracked by flags only, without sequence-window checks (Linux
+ *   checks windows): a forged in-tuple RST moves an entry to CLOSE. An
+ *   attacker must know the NAT port and both addresses to do it.
  */
 #include "ct.h"
+#include "wire.h"
+
+#define NIL 0xffffffffu
+#define NS_PER_S 1000000000ull
+
+/* Longest hash chain allowed. Inserts that would exceed it are refused,
+ * so every walk is bounded and a lookup never misses an entry. With a
+ * secret hash and at most one entry per bucket on average, a chain this
+ * long is practically impossible without an attack. */
+#define CHAIN_MAX 24u
+
+/* Random NAT ports tried after the client's own port is taken. */
+#define PORT_TRIES 16u
 
 struct ct {
-    unsigned capacity;
+    uint32_t capacity;
+    uint32_t nbuckets;
+    uint32_t bshift;      /* 64 - log2(nbuckets) */
+    uint32_t free_head;   /* free slots chained through hnext[0] */
+    uint32_t lru_head[2]; /* [0] never replied, [1] replied; head = MRU */
+    uint32_t lru_tail[2];
+    uint32_t hand; /* ct_expire() clock hand */
+    uint16_t port_lo, port_hi;
+    uint32_t hk[4]; /* hash secret */
+    uint64_t hmul;  /* hash secret, odd */
+    struct ct_entry *ent;
+    uint32_t *bucket[2]; /* [0] original keys, [1] reply keys */
+    uint32_t (*rnd)(void *);
+    void *rnd_ctx;
+    struct ct_stats st;
 };
+
+static size_t buckets_for(unsigned capacity)
+{
+    size_t n = 16;
+
+    while (n < capacity)
+        n <<= 1;
+    return n;
+}
+
+static size_t head_size(void)
+{
+    return (sizeof(struct ct) + 63) & ~(size_t)63;
+}
 
 size_t ct_mem_size(unsigned capacity)
 {
     if (capacity == 0 || capacity > CT_MAX_CAPACITY)
         return 0;
-    return sizeof(struct ct);
+    return head_size() + (size_t)capacity * sizeof(struct ct_entry) +
+           2 * buckets_for(capacity) * sizeof(uint32_t);
+}
+
+/*
+ * Keyed hash of a key: one NH round (Black et al., UMAC) over the four
+ * 32-bit words, then a multiply-xorshift finaliser; the index is the top
+ * bits. NH with a secret key makes two chosen keys collide with
+ * probability about 2^-32, which is what keeps a remote peer from piling
+ * its flows onto one chain (Linux conntrack uses a seeded jhash for the
+ * same reason). About a dozen instructions, no table.
+ */
+static inline uint32_t hkey(const struct ct *t, const struct ct_key *k)
+{
+    uint32_t ports = (uint32_t)k->sport << 16 | k->dport;
+    uint64_t h;
+
+    h = (uint64_t)(uint32_t)(k->src + t->hk[0]) * (uint32_t)(k->dst + t->hk[1]);
+    h += (uint64_t)(uint32_t)(ports + t->hk[2]) *
+         (uint32_t)(k->proto + t->hk[3]);
+    h ^= h >> 29;
+    h *= t->hmul;
+    return (uint32_t)(h >> t->bshift);
+}
+
+/* 13 significant bytes compared as whole words, without branches. */
+static inline bool keq(const struct ct_key *a, const struct ct_key *b)
+{
+    uint32_t d = (a->src ^ b->src) | (a->dst ^ b->dst) |
+                 (uint32_t)(a->sport ^ b->sport) |
+                 (uint32_t)(a->dport ^ b->dport) |
+                 (uint32_t)(a->proto ^ b->proto);
+    return d == 0;
+}
+
+static inline const struct ct_key *ekey(const struct ct_entry *e, int d)
+{
+    return d ? &e->reply : &e->orig;
+}
+
+static void key_set(struct ct_key *k, uint8_t proto, uint32_t src, uint32_t dst,
+                    uint16_t sport, uint16_t dport)
+{
+    k->src = src;
+    k->dst = dst;
+    k->sport = sport;
+    k->dport = dport;
+    k->proto = proto;
+    k->pad[0] = k->pad[1] = k->pad[2] = 0;
+}
+
+/* Slot of the entry with key k in index d (NIL if none); *len = the
+ * chain's length walked (the whole chain when k is absent). */
+static uint32_t find(const struct ct *t, int d, const struct ct_key *k,
+                     uint32_t h, unsigned *len)
+{
+    uint32_t i = t->bucket[d][h];
+    unsigned n = 0;
+
+    while (i != NIL && n < CHAIN_MAX) {
+        const struct ct_entry *e = &t->ent[i];
+
+        n++;
+        if (keq(ekey(e, d), k))
+            break;
+        i = e->hnext[d];
+    }
+    if (n >= CHAIN_MAX && i != NIL && !keq(ekey(&t->ent[i], d), k))
+        i = NIL; /* unreachable while the chain bound holds */
+    if (len != NULL)
+        *len = n;
+    return i;
+}
+
+static void hash_unlink(struct ct *t, int d, uint32_t i)
+{
+    uint32_t *p = &t->bucket[d][hkey(t, ekey(&t->ent[i], d))];
+    unsigned n = 0;
+
+    while (*p != NIL && *p != i && n++ <= CHAIN_MAX)
+        p = &t->ent[*p].hnext[d];
+    if (*p == i)
+        *p = t->ent[i].hnext[d];
+}
+
+static void hash_link(struct ct *t, int d, uint32_t i, uint32_t h)
+{
+    t->ent[i].hnext[d] = t->bucket[d][h];
+    t->bucket[d][h] = i;
+}
+
+static inline int lru_of(const struct ct_entry *e)
+{
+    return (e->flags & CT_F_REPLIED) ? 1 : 0;
+}
+
+static void lru_unlink(struct ct *t, int l, uint32_t i)
+{
+    struct ct_entry *e = &t->ent[i];
+
+    if (e->lprev != NIL)
+        t->ent[e->lprev].lnext = e->lnext;
+    else
+        t->lru_head[l] = e->lnext;
+    if (e->lnext != NIL)
+        t->ent[e->lnext].lprev = e->lprev;
+    else
+        t->lru_tail[l] = e->lprev;
+}
+
+static void lru_push(struct ct *t, int l, uint32_t i)
+{
+    struct ct_entry *e = &t->ent[i];
+
+    e->lprev = NIL;
+    e->lnext = t->lru_head[l];
+    if (e->lnext != NIL)
+        t->ent[e->lnext].lprev = i;
+    else
+        t->lru_tail[l] = i;
+    t->lru_head[l] = i;
+}
+
+static void slot_free(struct ct *t, uint32_t i)
+{
+    struct ct_entry *e = &t->ent[i];
+
+    hash_unlink(t, 0, i);
+    hash_unlink(t, 1, i);
+    lru_unlink(t, lru_of(e), i);
+    __builtin_memset(e, 0, sizeof *e);
+    e->hnext[0] = t->free_head;
+    t->free_head = i;
+    t->st.entries--;
+}
+
+static inline bool expired(const struct ct_entry *e, uint64_t now)
+{
+    return now != 0 && e->expires <= now;
+}
+
+static void reset(struct ct *t)
+{
+    __builtin_memset(t->ent, 0, (size_t)t->capacity * sizeof *t->ent);
+    for (uint32_t i = 0; i < t->capacity; i++)
+        t->ent[i].hnext[0] = i + 1 < t->capacity ? i + 1 : NIL;
+    t->free_head = 0;
+    __builtin_memset(t->bucket[0], 0xff,
+                     2 * (size_t)t->nbuckets * sizeof(uint32_t));
+    t->lru_head[0] = t->lru_head[1] = NIL;
+    t->lru_tail[0] = t->lru_tail[1] = NIL;
+    t->hand = 0;
+    t->st.entries = 0;
 }
 
 struct ct *ct_init(void *mem, unsigned capacity, uint32_t (*rnd)(void *),
                    void *rnd_ctx)
 {
     struct ct *t = mem;
+    uint8_t *p = mem;
+    unsigned bits = 0;
 
-    (void)rnd_ctx;
     if (mem == NULL || rnd == NULL || ct_mem_size(capacity) == 0)
         return NULL;
+    __builtin_memset(t, 0, sizeof *t);
     t->capacity = capacity;
+    t->nbuckets = (uint32_t)buckets_for(capacity);
+    while ((1u << bits) < t->nbuckets)
+        bits++;
+    t->bshift = 64 - bits;
+    t->ent = (struct ct_entry *)(p + head_size());
+    t->bucket[0] = (uint32_t *)(t->ent + capacity);
+    t->bucket[1] = t->bucket[0] + t->nbuckets;
+    t->rnd = rnd;
+    t->rnd_ctx = rnd_ctx;
+    for (int i = 0; i < 4; i++)
+        t->hk[i] = rnd(rnd_ctx);
+    t->hmul = ((uint64_t)rnd(rnd_ctx) << 32 | rnd(rnd_ctx)) | 1;
+    t->port_lo = CT_PORT_MIN;
+    t->port_hi = CT_PORT_MAX;
+    t->st.capacity = capacity;
+    reset(t);
     return t;
 }
 
 int ct_set_port_range(struct ct *t, uint16_t lo, uint16_t hi)
 {
-    (void)t;
-    return lo == 0 || lo > hi ? -QW_EINVAL : 0;
+    if (lo == 0 || lo > hi)
+        return -QW_EINVAL;
+    t->port_lo = lo;
+    t->port_hi = hi;
+    return 0;
 }
 
-struct ct_entry *ct_lookup(struct ct *t, const struct ct_key *k, uint64_t now,
-                           int *dir)
+/* Remove e if it expired; true if it did. */
+static bool reap(struct ct *t, uint32_t i, uint64_t now)
 {
-    (void)t, (void)k, (void)now, (void)dir;
-    return NULL;
+    if (!expired(&t->ent[i], now))
+        return false;
+    slot_free(t, i);
+    t->st.expired++;
+    return true;
 }
 
 struct ct_entry *ct_lookup_dir(struct ct *t, const struct ct_key *k, int dir,
                                uint64_t now)
 {
-    (void)t, (void)k, (void)now, (void)dir;
+    int d = dir ? 1 : 0;
+    uint32_t i = find(t, d, k, hkey(t, k), NULL);
+
+    if (i == NIL || reap(t, i, now))
+        return NULL;
+    return &t->ent[i];
+}
+
+struct ct_entry *ct_lookup(struct ct *t, const struct ct_key *k, uint64_t now,
+                           int *dir)
+{
+    uint32_t h = hkey(t, k); /* one hash serves both indexes */
+
+    for (int d = 0; d < 2; d++) {
+        uint32_t i = find(t, d, k, h, NULL);
+
+        if (i == NIL)
+            continue;
+        if (reap(t, i, now))
+            return NULL;
+        if (dir != NULL)
+            *dir = d;
+        return &t->ent[i];
+    }
     return NULL;
+}
+
+uint32_t ct_timeout(const struct ct_entry *e)
+{
+    static const uint32_t tcp[CT_STATE__COUNT] = {
+        [CT_NONE] = CT_TO_CLOSE,        [CT_SYN_SENT] = CT_TO_SYN_SENT,
+        [CT_SYN_RECV] = CT_TO_SYN_RECV, [CT_ESTABLISHED] = CT_TO_ESTABLISHED,
+        [CT_FIN_WAIT] = CT_TO_FIN_WAIT, [CT_CLOSE_WAIT] = CT_TO_CLOSE_WAIT,
+        [CT_LAST_ACK] = CT_TO_LAST_ACK, [CT_TIME_WAIT] = CT_TO_TIME_WAIT,
+        [CT_CLOSE] = CT_TO_CLOSE,
+    };
+
+    switch (e->orig.proto) {
+    case IPPROTO_TCP_:
+        return e->state < CT_STATE__COUNT ? tcp[e->state] : CT_TO_CLOSE;
+    case IPPROTO_UDP_:
+        return (e->flags & CT_F_REPLIED) ? CT_TO_UDP_REPLIED : CT_TO_UDP;
+    case IPPROTO_ICMP_:
+        return CT_TO_ICMP;
+    default:
+        return CT_TO_OTHER;
+    }
+}
+
+/*
+ * Is reply key k free for a new entry? Also refuses a key already used as
+ * an original key (a client flow towards our own uplink address) and a
+ * key whose chain is at its bound. An expired holder is reaped.
+ */
+static bool reply_free(struct ct *t, const struct ct_key *k, uint64_t now,
+                       uint32_t *hout)
+{
+    uint32_t h = hkey(t, k);
+    unsigned len;
+
+    for (int d = 0; d < 2; d++) {
+        uint32_t i = find(t, d, k, h, &len);
+
+        if (i != NIL && !reap(t, i, now))
+            return false;
+    }
+    find(t, 1, k, h, &len);
+    if (len >= CHAIN_MAX) {
+        t->st.chain_fail++;
+        return false;
+    }
+    *hout = h;
+    return true;
+}
+
+/* Take a free slot, evicting one if the table is full: an expired replied
+ * entry first, then the least recently used never-replied entry, then the
+ * least recently used replied one. */
+static uint32_t slot_alloc(struct ct *t, uint64_t now)
+{
+    uint32_t i;
+
+    if (t->free_head == NIL) {
+        uint32_t r = t->lru_tail[1], v;
+
+        if (r != NIL && expired(&t->ent[r], now))
+            v = r;
+        else if (t->lru_tail[0] != NIL)
+            v = t->lru_tail[0];
+        else
+            v = r;
+        if (!reap(t, v, now)) {
+            t->st.evicted++;
+            if (t->ent[v].flags & CT_F_REPLIED)
+                t->st.evicted_replied++;
+            slot_free(t, v);
+        }
+    }
+    i = t->free_head;
+    t->free_head = t->ent[i].hnext[0];
+    return i;
+}
+
+static struct ct_entry *insert(struct ct *t, const struct ct_key *orig,
+                               uint32_t horig, const struct ct_key *reply,
+                               uint32_t hreply, uint16_t link, uint64_t now)
+{
+    uint32_t i = slot_alloc(t, now);
+    struct ct_entry *e = &t->ent[i];
+
+    __builtin_memset(e, 0, sizeof *e);
+    key_set(&e->orig, orig->proto, orig->src, orig->dst, orig->sport,
+            orig->dport);
+    e->reply = *reply;
+    e->link = link;
+    e->flags = CT_F_USED;
+    e->state = orig->proto == IPPROTO_TCP_ ? CT_SYN_SENT : CT_NONE;
+    e->expires = now + (uint64_t)ct_timeout(e) * NS_PER_S;
+    hash_link(t, 0, i, horig);
+    hash_link(t, 1, i, hreply);
+    lru_push(t, 0, i);
+    t->st.created++;
+    if (++t->st.entries > t->st.high_water)
+        t->st.high_water = t->st.entries;
+    return e;
+}
+
+static bool has_ports(uint8_t proto)
+{
+    return proto == IPPROTO_TCP_ || proto == IPPROTO_UDP_ ||
+           proto == IPPROTO_ICMP_;
+}
+
+static uint16_t random_port(struct ct *t)
+{
+    uint32_t span = (uint32_t)t->port_hi - t->port_lo + 1;
+
+    return (uint16_t)(t->port_lo + t->rnd(t->rnd_ctx) % span);
+}
+
+/* Original key free and its chain below the bound? */
+static int orig_free(struct ct *t, const struct ct_key *orig, uint64_t now,
+                     uint32_t *h, struct ct_entry **e)
+{
+    unsigned len;
+    uint32_t i;
+
+    *h = hkey(t, orig);
+    i = find(t, 0, orig, *h, &len);
+    if (i != NIL && !reap(t, i, now)) {
+        *e = &t->ent[i];
+        return -QW_EEXIST;
+    }
+    if (i != NIL)
+        find(t, 0, orig, *h, &len);
+    if (len >= CHAIN_MAX) {
+        t->st.chain_fail++;
+        return -QW_ENOSPC;
+    }
+    return 0;
 }
 
 int ct_create(struct ct *t, const struct ct_key *orig, uint32_t nat_addr,
               uint16_t link, uint64_t now, struct ct_entry **e)
 {
-    (void)t, (void)orig, (void)nat_addr, (void)link, (void)now;
+    struct ct_key r;
+    uint32_t ho, hr;
+    int rc;
+
     *e = NULL;
-    return -QW_ENOSPC;
-}
+    if (link == CT_LINK_SELF)
+        return -QW_EINVAL;
+    rc = orig_free(t, orig, now, &ho, e);
+    if (rc < 0)
+        return rc;
 
-void ct_update(struct ct *t, struct ct_entry *e, int dir, uint8_t tcp_flags,
-               uint64_t now)
-{
-    (void)t, (void)e, (void)dir, (void)tcp_flags, (void)now;
-}
+    /* Keep the client's port (ICMP: query id) if we can. */
+    key_set(&r, orig->proto, orig->dst, nat_addr, orig->dport, orig->sport);
+    if (!reply_free(t, &r, now, &hr)) {
+        unsigned n = has_ports(orig->proto) ? PORT_TRIES : 0;
 
-void ct_remove(struct ct *t, struct ct_entry *e)
-{
-    (void)t, (void)e;
-}
-
-unsigned ct_expire(struct ct *t, uint64_t now, unsigned budget)
-{
-    (void)t, (void)now, (void)budget;
+        while (n > 0) {
+            r.dport = random_port(t);
+            if (reply_free(t, &r, now, &hr))
+                break;
+            n--;
+        }
+        if (n == 0) {
+            t->st.port_fail++;
+            return -QW_ENOSPC;
+        }
+    }
+    /* Reaping above may have shortened, never lengthened, the chains. */
+    *e = insert(t, orig, ho, &r, hr, link, now);
     return 0;
-}
-
-unsigned ct_recheck_link(struct ct *t, uint16_t link,
-                         bool (*keep)(void *ctx, const struct ct_entry *e),
-                         void *ctx)
-{
-    (void)t, (void)link, (void)keep, (void)ctx;
-    return 0;
-}
-
-unsigned ct_flush_link(struct ct *t, uint16_t link)
-{
-    (void)t, (void)link;
-    return 0;
-}
-
-void ct_flush(struct ct *t)
-{
-    (void)t;
 }
 
 int ct_reserve_self(struct ct *t, uint8_t proto, uint32_t local_addr,
                     uint32_t remote, uint16_t rport, uint64_t now,
                     uint16_t *port)
 {
-    (void)t, (void)proto, (void)local_addr, (void)remote, (void)rport;
-    (void)now;
+    struct ct_key o, r;
+    struct ct_entry *e;
+
     *port = 0;
+    if (proto != IPPROTO_UDP_ && proto != IPPROTO_TCP_)
+        return -QW_EINVAL;
+    for (unsigned n = 0; n < PORT_TRIES; n++) {
+        uint16_t p = random_port(t);
+        uint32_t ho, hr;
+
+        key_set(&o, proto, local_addr, remote, p, rport);
+        key_set(&r, proto, remote, local_addr, rport, p);
+        if (orig_free(t, &o, now, &ho, &e) < 0 || !reply_free(t, &r, now, &hr))
+            continue;
+        insert(t, &o, ho, &r, hr, CT_LINK_SELF, now);
+        *port = p;
+        return 0;
+    }
+    t->st.port_fail++;
     return -QW_ENOSPC;
 }
 
 void ct_release_self(struct ct *t, uint8_t proto, uint32_t local_addr,
                      uint32_t remote, uint16_t rport, uint16_t port)
 {
-    (void)t, (void)proto, (void)local_addr, (void)remote, (void)rport;
-    (void)port;
+    struct ct_key o;
+    uint32_t i;
+
+    key_set(&o, proto, local_addr, remote, port, rport);
+    i = find(t, 0, &o, hkey(t, &o), NULL);
+    if (i != NIL && t->ent[i].link == CT_LINK_SELF)
+        slot_free(t, i);
+}
+
+/*
+ * TCP state after a packet with flags f in direction dir. Follows the
+ * shape of Linux's tcp_conntracks table without its sequence checks:
+ * the side that sends the first FIN is remembered so that FIN_WAIT ->
+ * CLOSE_WAIT needs the other side's ACK and LAST_ACK -> TIME_WAIT needs
+ * the first closer's ACK of the second FIN.
+ */
+static void tcp_step(struct ct_entry *e, int dir, uint8_t f)
+{
+    uint8_t mine = dir ? CT_F_FIN_REPLY : CT_F_FIN_ORIG;
+    bool other =
+        (e->flags & (CT_F_FIN_ORIG | CT_F_FIN_REPLY)) && !(e->flags & mine);
+
+    if (f & CT_TCP_RST) {
+        e->state = CT_CLOSE;
+        return;
+    }
+    if (f & CT_TCP_SYN) {
+        if (dir == 0 && (e->state == CT_TIME_WAIT || e->state == CT_CLOSE)) {
+            /* the client reuses the tuple: a new connection */
+            e->state = CT_SYN_SENT;
+            e->flags &= (uint8_t) ~(CT_F_FIN_ORIG | CT_F_FIN_REPLY);
+        } else if (dir == 1 && e->state == CT_SYN_SENT) {
+            e->state = CT_SYN_RECV; /* SYN-ACK, or simultaneous open */
+        }
+        return;
+    }
+    if (f & CT_TCP_FIN) {
+        switch (e->state) {
+        case CT_SYN_RECV:
+        case CT_ESTABLISHED:
+            e->state = CT_FIN_WAIT;
+            e->flags |= mine;
+            break;
+        case CT_FIN_WAIT:
+        case CT_CLOSE_WAIT:
+            if (other)
+                e->state = CT_LAST_ACK;
+            break;
+        default:
+            break;
+        }
+        return;
+    }
+    if (!(f & CT_TCP_ACK))
+        return;
+    if (e->state == CT_SYN_RECV && dir == 0)
+        e->state = CT_ESTABLISHED;
+    else if (e->state == CT_FIN_WAIT && other)
+        e->state = CT_CLOSE_WAIT;
+    else if (e->state == CT_LAST_ACK && !other)
+        e->state = CT_TIME_WAIT;
+}
+
+void ct_update(struct ct *t, struct ct_entry *e, int dir, uint8_t tcp_flags,
+               uint64_t now)
+{
+    uint32_t i = (uint32_t)(e - t->ent);
+    int l = lru_of(e);
+
+    if (e->orig.proto == IPPROTO_TCP_)
+        tcp_step(e, dir, tcp_flags);
+    if (dir && l == 0) {
+        lru_unlink(t, 0, i);
+        e->flags |= CT_F_REPLIED;
+        lru_push(t, 1, i);
+    } else if (t->lru_head[l] != i) {
+        lru_unlink(t, l, i);
+        lru_push(t, l, i);
+    }
+    e->expires = now + (uint64_t)ct_timeout(e) * NS_PER_S;
+}
+
+void ct_remove(struct ct *t, struct ct_entry *e)
+{
+    if (e->flags & CT_F_USED)
+        slot_free(t, (uint32_t)(e - t->ent));
+}
+
+unsigned ct_expire(struct ct *t, uint64_t now, unsigned budget)
+{
+    unsigned removed = 0;
+
+    if (budget > t->capacity)
+        budget = t->capacity;
+    while (budget-- > 0) {
+        uint32_t i = t->hand;
+
+        t->hand = i + 1 < t->capacity ? i + 1 : 0;
+        if ((t->ent[i].flags & CT_F_USED) && reap(t, i, now))
+            removed++;
+    }
+    return removed;
+}
+
+unsigned ct_recheck_link(struct ct *t, uint16_t link,
+                         bool (*keep)(void *ctx, const struct ct_entry *e),
+                         void *ctx)
+{
+    unsigned removed = 0;
+
+    for (uint32_t i = 0; i < t->capacity; i++) {
+        struct ct_entry *e = &t->ent[i];
+
+        if (!(e->flags & CT_F_USED) || e->link != link)
+            continue;
+        if (keep == NULL || !keep(ctx, e)) {
+            slot_free(t, i);
+            removed++;
+        }
+    }
+    return removed;
+}
+
+unsigned ct_flush_link(struct ct *t, uint16_t link)
+{
+    return ct_recheck_link(t, link, NULL, NULL);
+}
+
+void ct_flush(struct ct *t)
+{
+    reset(t);
 }
 
 unsigned ct_count(const struct ct *t)
 {
-    (void)t;
-    return 0;
+    return t->st.entries;
 }
 
 const struct ct_stats *ct_get_stats(const struct ct *t)
 {
-    static struct ct_stats none;
-
-    (void)t;
-    return &none;
+    return &t->st;
 }
 
-uint32_t ct_timeout(const struct ct_entry *e)
+/* One LRU list: links, membership and length. Returns its length or -1. */
+static long check_lru(const struct ct *t, int l)
 {
-    (void)e;
-    return CT_TO_OTHER;
+    uint32_t i = t->lru_head[l], prev = NIL;
+    long n = 0;
+
+    while (i != NIL) {
+        const struct ct_entry *e;
+
+        if (i >= t->capacity || n > (long)t->capacity)
+            return -1;
+        e = &t->ent[i];
+        if (!(e->flags & CT_F_USED) || lru_of(e) != l || e->lprev != prev)
+            return -1;
+        prev = i;
+        i = e->lnext;
+        n++;
+    }
+    return prev == t->lru_tail[l] ? n : -1;
+}
+
+/* One hash index: chain bounds, bucket placement, entry count. */
+static int check_index(const struct ct *t, int d)
+{
+    uint32_t total = 0;
+
+    for (uint32_t b = 0; b < t->nbuckets; b++) {
+        uint32_t i = t->bucket[d][b];
+        unsigned n = 0;
+
+        while (i != NIL) {
+            const struct ct_entry *e;
+
+            if (i >= t->capacity || ++n > CHAIN_MAX)
+                return -1;
+            e = &t->ent[i];
+            if (!(e->flags & CT_F_USED) || hkey(t, ekey(e, d)) != b)
+                return -1;
+            i = e->hnext[d];
+        }
+        total += n;
+    }
+    return total == t->st.entries ? 0 : -1;
 }
 
 int ct_check(const struct ct *t)
 {
-    (void)t;
+    uint32_t used = 0, nfree = 0;
+    long a, b;
+
+    for (uint32_t i = 0; i < t->capacity; i++) {
+        const struct ct_entry *e = &t->ent[i];
+
+        if (!(e->flags & CT_F_USED))
+            continue;
+        used++;
+        if (find(t, 0, &e->orig, hkey(t, &e->orig), NULL) != i)
+            return -1;
+        if (find(t, 1, &e->reply, hkey(t, &e->reply), NULL) != i)
+            return -2;
+        if (e->state >= CT_STATE__COUNT ||
+            (e->orig.proto != IPPROTO_TCP_ && e->state != CT_NONE))
+            return -3;
+    }
+    if (used != t->st.entries || used > t->st.high_water)
+        return -4;
+    for (uint32_t i = t->free_head; i != NIL; i = t->ent[i].hnext[0]) {
+        if (i >= t->capacity || nfree > t->capacity ||
+            (t->ent[i].flags & CT_F_USED))
+            return -5;
+        nfree++;
+    }
+    if (nfree + used != t->capacity)
+        return -6;
+    if (check_index(t, 0) < 0)
+        return -7;
+    if (check_index(t, 1) < 0)
+        return -8;
+    a = check_lru(t, 0);
+    b = check_lru(t, 1);
+    if (a < 0 || b < 0 || a + b != (long)used)
+        return -9;
     return 0;
 }
