@@ -47,12 +47,16 @@ enum qw_log_level {
 #define QW_FRAME_MAX 1514u
 
 /* The firewall's MAC on every client link, and the uplink fallback. */
-#define QW_MAC_FE {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff}
+#define QW_MAC_FE                                                              \
+    {                                                                          \
+        0xfe, 0xff, 0xff, 0xff, 0xff, 0xff                                     \
+    }
 
 /* qw_frame.flags */
-#define QW_FRAME_CSUM_BLANK 0x1u /* L4 checksum holds only the pseudo-header
-                                    sum (Xen NETTXF_csum_blank, Linux
-                                    CHECKSUM_PARTIAL): the core completes it */
+#define QW_FRAME_CSUM_BLANK                                                    \
+    0x1u /* L4 checksum holds only the pseudo-header                           \
+            sum (Xen NETTXF_csum_blank, Linux                                  \
+            CHECKSUM_PARTIAL): the core completes it */
 
 struct qw_frame {
     uint8_t *data;  /* Ethernet frame, starting at the destination MAC */
@@ -85,14 +89,14 @@ struct qw_platform {
 };
 
 struct qw_config {
-    uint32_t nat_table_size;   /* tracked connections; 0 = 5000 */
-    uint32_t max_clients;      /* client links; 0 = 64 */
-    uint32_t max_rules;        /* rules per client; 0 = 256 */
-    uint32_t frag_link_bytes;  /* reassembly memory per link; 0 = 256 KiB */
-    uint32_t dns_cache_names;  /* dsthost names cached; 0 = 256 */
-    uint32_t qdb_max_entries;  /* QubesDB keys held; 0 = 4096 */
+    uint32_t nat_table_size;  /* tracked connections; 0 = 5000 */
+    uint32_t max_clients;     /* client links; 0 = 64 */
+    uint32_t max_rules;       /* rules per client; 0 = 256 */
+    uint32_t frag_link_bytes; /* reassembly memory per link; 0 = 256 KiB */
+    uint32_t dns_cache_names; /* dsthost names cached; 0 = 256 */
+    uint32_t qdb_max_entries; /* QubesDB keys held; 0 = 4096 */
     enum qw_log_level log_level;
-    bool drop_silently;        /* rules' drops are silent, no ICMP reject */
+    bool drop_silently; /* rules' drops are silent, no ICMP reject */
     /* Overrides of the QubesDB network settings, host byte order, 0 =
      * take the QubesDB value (--ipv4, --ipv4-gw, --ipv4-dns, --ipv4-dns2) */
     uint32_t ipv4, ipv4_gw, ipv4_dns, ipv4_dns2;
@@ -100,8 +104,21 @@ struct qw_config {
 
 struct qw;
 
-/* Bytes qw_create() needs for this configuration (all tables included). */
+/* Bytes qw_create() needs for this configuration (all tables included).
+ * 0 if the configuration is invalid. */
 size_t qw_mem_size(const struct qw_config *cfg);
+
+/* Where the bytes of qw_mem_size() go, and what one more tracked connection
+ * or one more client link costs (for sizing the VM). */
+struct qw_mem_info {
+    size_t total;
+    size_t fixed;          /* total minus the two marginal costs below */
+    size_t per_connection; /* per unit of nat_table_size */
+    size_t per_client;     /* per unit of max_clients (link, counters,
+                              rules, reassembly budget) */
+    size_t ct, rules, frag, qdb, dns, tx; /* the tables */
+};
+void qw_mem_info(const struct qw_config *cfg, struct qw_mem_info *mi);
 
 /*
  * Build a firewall in `mem` (size bytes, 16-byte aligned). Returns NULL if
