@@ -63,6 +63,13 @@ struct rules_host_ops; /* core/rules.h */
 #define DNS_TTL_MAX 3600u
 /* Retry backoff after a failed resolution: 1, 2, 4, ... capped, seconds. */
 #define DNS_BACKOFF_MAX 60u
+/* After its TTL, a set is kept this long (s) while refreshes get no
+ * answer at all (timeouts, SERVFAIL), so a brief upstream outage neither
+ * cuts connections nor turns drop rules into drop-all (RFC 8767 spirit).
+ * NXDOMAIN or an answer without addresses ends it at once. */
+#define DNS_STALE_S 120u
+/* Attempts per resolution: primary (1 s), secondary (2 s), primary (4 s). */
+#define DNS_ATTEMPTS 3u
 /* Queries in flight at once (each holds one NAT port). */
 #define DNS_MAX_INFLIGHT 16u
 /* Name arena: average bytes of name text per cache entry. */
