@@ -3,18 +3,25 @@
  * docs/rules.md).
  *
  * Compiled form: one 16-byte struct rule per numbered rule, in ascending
- * rule number. Every predicate is folded into three cheap tests:
- *   - a protocol class bit (other / tcp / udp / icmp) against pmask;
- *   - the destination under a precomputed mask against net (0/0 = any);
- *   - one range on a per-protocol key (TCP/UDP destination port, ICMP
- *     type), kept as lo and span = hi - lo so one unsigned compare does it.
- * specialtarget=dns is folded in at compile time (port range intersected
- * with 53, protocol limited to TCP/UDP); only the DNS server set and
- * dsthost names need a second look at match time (RF_SLOW).
+ * rule number, judged by ONE masked compare of a 64-bit flow word
+ *     W = dst << 32 | protocol class << 16 | key
+ * (key = TCP/UDP destination port, ICMP type, 0 otherwise): a rule matches
+ * when (W & m) == v. The class codes are chosen so that every protocol
+ * predicate is a mask: tcp 010, udp 011, icmp 100, other 000, so "tcp or
+ * udp" (dstports or specialtarget without proto) is mask 110 value 010 and
+ * "never" is 111/111 (no flow has class 7). A dst4 prefix is the high half.
+ * A port range that is a single port or an aligned power-of-two block is a
+ * mask on the key; any other range, the DNS server set and dsthost names
+ * are checked only after the compare passed (flag bits, see below).
+ *
+ * The rule's flags live in bits 19-31 of m: W has zeros there, so they
+ * never change (W & m) and v keeps zeros there too.
  *
  * Side arrays, parallel to the rules: num[] (the rule's number, reported to
- * the caller), host[] (dsthost id or -1) and order[] (scratch for the
- * compile: the sort, then the new host ids until the old ones are freed).
+ * the caller), range[] (lo | span << 16 of a range that is not a mask),
+ * host[] (dsthost id or -1) and order[] (scratch for the compile: the sort,
+ * then where the dsthost value is, then the new host ids until the old ones
+ * are released).
  */
 #include "rules.h"
 
@@ -30,25 +37,40 @@
 #define PB_ICMP 0x8u
 #define PB_ANY 0xfu
 
-/* struct rule.flags */
+/* Flags (struct crule.flags; bits 19.. of struct rule.m) */
 #define RF_ACCEPT 0x1u
-#define RF_DNS 0x2u  /* destination must be a DNS server */
-#define RF_HOST 0x4u /* destination must be in host[i]'s answer set */
-#define RF_SLOW (RF_DNS | RF_HOST)
+#define RF_DNS 0x2u   /* destination must be a DNS server */
+#define RF_HOST 0x4u  /* destination must be in host[i]'s answer set */
+#define RF_RANGE 0x8u /* key must be in range[i] */
+#define RF_SLOW (RF_DNS | RF_HOST | RF_RANGE)
+#define RF_SHIFT 19
+
+/* Protocol class codes in the flow word (bits 16-18). */
+#define CL_OTHER 0u
+#define CL_TCP 2u
+#define CL_UDP 3u
+#define CL_ICMP 4u
 
 /* Longest rule text scanned; dom0's rules are well under 200 chars and
  * QubesDB values are capped at 3072 bytes. */
 #define RULE_TEXT_MAX 1024u
 #define HOST_NAME_MAX_ 253u
 
-struct rule {
+/* A rule while it is being parsed. */
+struct crule {
     uint32_t net;  /* destination network (host bits cleared) */
     uint32_t mask; /* destination mask; 0 = any destination */
     uint16_t lo;   /* key range start (port or ICMP type) */
     uint16_t span; /* key range length - 1 (0xffff = any) */
     uint8_t pmask; /* PB_* classes this rule can match; 0 = never */
     uint8_t flags; /* RF_* */
-    uint16_t hoff; /* compile only: offset of the dsthost value */
+    uint16_t hoff; /* offset of the dsthost value in the rule text */
+};
+
+/* A compiled rule: matches flow word W when (W & m) == v. */
+struct rule {
+    uint64_t m;
+    uint64_t v;
 };
 
 _Static_assert(sizeof(struct rule) == 16, "struct rule must stay compact");
@@ -64,6 +86,7 @@ struct rules_set {
     struct rule *rules;
     int32_t *host;
     uint32_t *order;
+    uint32_t *range;
     uint16_t *num;
 };
 
@@ -82,7 +105,7 @@ size_t rules_mem_size(unsigned max_rules)
     size_t m = clamp_max(max_rules);
 
     return hdr_size() + m * (sizeof(struct rule) + sizeof(int32_t) +
-                             sizeof(uint32_t) + sizeof(uint16_t));
+                             2 * sizeof(uint32_t) + sizeof(uint16_t));
 }
 
 void rules_init(struct rules_set *rs, unsigned max_rules)
@@ -101,6 +124,8 @@ void rules_init(struct rules_set *rs, unsigned max_rules)
     rs->host = (int32_t *)(void *)p;
     p += m * sizeof(int32_t);
     rs->order = (uint32_t *)(void *)p;
+    p += m * sizeof(uint32_t);
+    rs->range = (uint32_t *)(void *)p;
     p += m * sizeof(uint32_t);
     rs->num = (uint16_t *)(void *)p;
 }
@@ -412,7 +437,7 @@ static bool tokenize(const char *text, unsigned num, struct tokval *tv,
         return false;                                                          \
     } while (0)
 
-static bool compile_dst(const struct tokval *tv, unsigned num, struct rule *r,
+static bool compile_dst(const struct tokval *tv, unsigned num, struct crule *r,
                         const char *text, struct why *w)
 {
     size_t alen;
@@ -447,7 +472,7 @@ static bool compile_dst(const struct tokval *tv, unsigned num, struct rule *r,
     return true;
 }
 
-static bool compile_l4(const struct tokval *tv, unsigned num, struct rule *r,
+static bool compile_l4(const struct tokval *tv, unsigned num, struct crule *r,
                        struct why *w)
 {
     uint32_t lo, hi;
@@ -501,7 +526,7 @@ static bool compile_l4(const struct tokval *tv, unsigned num, struct rule *r,
 }
 
 static bool compile_special(const struct tokval *tv, unsigned num,
-                            struct rule *r, struct why *w)
+                            struct crule *r, struct why *w)
 {
     if (tv[T_SPECIALTARGET].p == NULL)
         return true;
@@ -521,7 +546,7 @@ static bool compile_special(const struct tokval *tv, unsigned num,
     return true;
 }
 
-static bool compile_rule(const char *text, unsigned num, struct rule *r,
+static bool compile_rule(const char *text, unsigned num, struct crule *r,
                          struct why *w)
 {
     struct tokval tv[T__COUNT];
@@ -661,25 +686,71 @@ static int collect(struct rules_set *rs, const struct rules_entry *e,
     return 0;
 }
 
-/* Take references for the new dsthost rules into order[]. */
+static uint32_t rule_flags(const struct rule *r)
+{
+    return (uint32_t)(r->m >> RF_SHIFT) & 0x1fffu;
+}
+
+/* Fold a parsed rule into its masked compare (see the top of the file). */
+static void encode(const struct crule *c, struct rule *r, uint32_t *range)
+{
+    uint64_t m = (uint64_t)c->mask << 32, v = (uint64_t)c->net << 32;
+    uint32_t cm, cv, flags = c->flags;
+
+    switch (c->pmask) {
+    case PB_ANY:
+        cm = 0, cv = 0;
+        break;
+    case PB_TCP | PB_UDP:
+        cm = 6, cv = CL_TCP;
+        break;
+    case PB_TCP:
+        cm = 7, cv = CL_TCP;
+        break;
+    case PB_UDP:
+        cm = 7, cv = CL_UDP;
+        break;
+    case PB_ICMP:
+        cm = 7, cv = CL_ICMP;
+        break;
+    default: /* never matches: no flow has class 7 */
+        cm = 7, cv = 7;
+        break;
+    }
+    m |= (uint64_t)cm << 16;
+    v |= (uint64_t)cv << 16;
+    *range = 0;
+    if ((((uint32_t)c->span + 1) & c->span) == 0 && (c->lo & c->span) == 0) {
+        /* one value, an aligned power-of-two block, or everything */
+        m |= (uint16_t)~c->span;
+        v |= c->lo;
+    } else {
+        flags |= RF_RANGE;
+        *range = c->lo | (uint32_t)c->span << 16;
+    }
+    m |= (uint64_t)flags << RF_SHIFT;
+    r->m = m;
+    r->v = v;
+}
+
+/* Take references for the new dsthost rules into order[] (which holds
+ * entry index << 16 | offset of the dsthost value for those rules). */
 static int ref_hosts(struct rules_set *rs, const struct rules_entry *e,
                      unsigned nr, const struct rules_host_ops *hosts,
                      struct why *w)
 {
     char name[HOST_NAME_MAX_ + 1];
-    const char *text, *p;
+    const char *p;
     unsigned i;
     size_t len;
     int id;
 
     for (i = 0; i < nr; i++) {
-        const struct rule *r = &rs->rules[i];
-        if (!(r->flags & RF_HOST)) {
+        if (!(rule_flags(&rs->rules[i]) & RF_HOST)) {
             rs->order[i] = (uint32_t)-1;
             continue;
         }
-        text = e[rs->order[i] & 0xffff].value;
-        p = text + r->hoff;
+        p = e[rs->order[i] >> 16].value + (rs->order[i] & 0xffff);
         for (len = 0; p[len] != ' ' && p[len] != '\0'; len++)
             ;
         parse_host(p, len, name);
@@ -701,6 +772,7 @@ int rules_compile(struct rules_set *rs, const struct rules_entry *e, unsigned n,
                   const struct rules_host_ops *hosts, char *why, size_t whylen)
 {
     struct why w = {why, whylen};
+    struct crule c;
     unsigned i, nr = 0;
     uint8_t slow = 0;
     int rc;
@@ -715,19 +787,21 @@ int rules_compile(struct rules_set *rs, const struct rules_entry *e, unsigned n,
     /* The old rules are overwritten from here on; their host ids stay in
      * host[] until the new references are taken. */
     for (i = 0; i < nr; i++) {
-        unsigned num = rs->order[i] >> 16;
-        const char *text = e[rs->order[i] & 0xffff].value;
-        if (i > 0 && num == rs->order[i - 1] >> 16) {
+        unsigned num = rs->order[i] >> 16, idx = rs->order[i] & 0xffff;
+        const char *text = e[idx].value;
+        if (i > 0 && num == rs->num[i - 1]) {
             why_set(&w, "rule %04u: duplicate rule number", num);
             rc = -QW_EINVAL;
             goto fail;
         }
         rs->num[i] = (uint16_t)num;
-        if (!compile_rule(text != NULL ? text : "", num, &rs->rules[i], &w)) {
+        if (!compile_rule(text != NULL ? text : "", num, &c, &w)) {
             rc = -QW_EINVAL;
             goto fail;
         }
-        slow |= rs->rules[i].flags & RF_SLOW;
+        encode(&c, &rs->rules[i], &rs->range[i]);
+        rs->order[i] = (uint32_t)idx << 16 | c.hoff;
+        slow |= c.flags & (RF_DNS | RF_HOST);
     }
     rc = ref_hosts(rs, e, nr, hosts, &w);
     if (rc < 0)
@@ -753,22 +827,28 @@ fail:
 
 /* ---- matching --------------------------------------------------------- */
 
-static bool slow_match(const struct rules_set *rs, unsigned i, uint32_t dst,
+/* The checks that are not a mask; only reached once the compare passed. */
+static bool slow_match(const struct rules_set *rs, unsigned i, uint64_t w,
                        const struct rules_dns *dns,
                        const struct rules_host_ops *hosts)
 {
-    const struct rule *r = &rs->rules[i];
+    uint32_t flags = rule_flags(&rs->rules[i]), dst = (uint32_t)(w >> 32);
     int m;
 
-    if (r->flags & RF_DNS) {
+    if (flags & RF_RANGE) {
+        uint16_t key = (uint16_t)w, lo = (uint16_t)rs->range[i];
+        if ((uint16_t)(key - lo) > (uint16_t)(rs->range[i] >> 16))
+            return false;
+    }
+    if (flags & RF_DNS) {
         if (dns == NULL || !((dns->n > 0 && dst == dns->addr[0]) ||
                              (dns->n > 1 && dst == dns->addr[1])))
             return false;
     }
-    if (r->flags & RF_HOST) {
+    if (flags & RF_HOST) {
         m = hosts == NULL ? -1 : hosts->match(hosts->ctx, rs->host[i], dst);
         if (m < 0) /* unresolved: fail closed (see rules.h) */
-            return !(r->flags & RF_ACCEPT);
+            return !(flags & RF_ACCEPT);
         return m > 0;
     }
     return true;
@@ -779,10 +859,9 @@ enum rules_action rules_match(const struct rules_set *rs,
                               const struct rules_dns *dns,
                               const struct rules_host_ops *hosts, int *rule_no)
 {
-    const struct rule *r = rs->rules;
-    uint32_t dst = f->dst;
-    unsigned i, n = rs->n, pb;
-    uint16_t key;
+    const struct rule *r = rs->rules, *end = r + rs->n;
+    const uint64_t slow = (uint64_t)RF_SLOW << RF_SHIFT;
+    uint64_t w;
     int dummy;
 
     if (rule_no == NULL)
@@ -791,32 +870,29 @@ enum rules_action rules_match(const struct rules_set *rs,
         *rule_no = RULES_NO_NONE;
         return RULES_DROP;
     }
+    w = (uint64_t)f->dst << 32;
     switch (f->proto) {
     case 6:
-        pb = PB_TCP;
-        key = f->dport;
+        w |= CL_TCP << 16 | f->dport;
         break;
     case 17:
-        pb = PB_UDP;
-        key = f->dport;
+        w |= CL_UDP << 16 | f->dport;
         break;
     case 1:
-        pb = PB_ICMP;
-        key = f->icmp_type;
+        w |= CL_ICMP << 16 | f->icmp_type;
         break;
     default:
-        pb = PB_OTHER;
-        key = 0;
+        w |= CL_OTHER << 16;
         break;
     }
-    for (i = 0; i < n; i++, r++) {
-        if (!(r->pmask & pb) || (dst & r->mask) != r->net ||
-            (uint16_t)(key - r->lo) > r->span)
+    for (; r < end; r++) {
+        if ((w & r->m) != r->v)
             continue;
-        if ((r->flags & RF_SLOW) && !slow_match(rs, i, dst, dns, hosts))
+        if ((r->m & slow) &&
+            !slow_match(rs, (unsigned)(r - rs->rules), w, dns, hosts))
             continue;
-        *rule_no = rs->num[i];
-        return (r->flags & RF_ACCEPT) ? RULES_ACCEPT : RULES_DROP;
+        *rule_no = rs->num[r - rs->rules];
+        return (rule_flags(r) & RF_ACCEPT) ? RULES_ACCEPT : RULES_DROP;
     }
     *rule_no = RULES_NO_POLICY;
     return (enum rules_action)rs->policy;
