@@ -629,7 +629,7 @@ static void write_stats(struct hosted *h)
     unsigned i, r;
 
     qw_stats_format(h->fw, summary, sizeof(summary));
-    hlog(h, QW_LOG_INFO, "stats: %s", summary);
+    hlog(h, QW_LOG_INFO, "%s", summary);
     if (!h->stats_path)
         return;
     snprintf(tmp, sizeof(tmp), "%s.tmp", h->stats_path);

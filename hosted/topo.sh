@@ -114,6 +114,8 @@ topo_servers() {
         --directory "$TOPO_RUN/www"
     topo_bg http2 $TOPO_UP python3 -m http.server 80 \
         --bind $TOPO_BLOCKED_IP --directory "$TOPO_RUN/www"
+    topo_bg http4 $TOPO_UP python3 -m http.server 80 --bind $TOPO_OTHER_IP \
+        --directory "$TOPO_RUN/www"
     topo_bg http3 $TOPO_UP python3 -m http.server 8080 --bind $TOPO_WEB_IP \
         --directory "$TOPO_RUN/www"
     topo_bg echo $TOPO_UP socat TCP-LISTEN:7,bind=$TOPO_WEB_IP,fork,reuseaddr \
