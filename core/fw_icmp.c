@@ -60,8 +60,9 @@ void fw_icmp_error(struct qw *fw, const struct fw_pkt *p, uint8_t type,
     ip[0] = 0x45;
     ip[1] = 0xc0; /* internetwork control, as Linux sends its errors */
     qw_put16(ip + 2, (uint16_t)iplen);
-    qw_put16(ip + 4, fw->ip_id++);
-    qw_put16(ip + 6, 0);
+    /* an atomic datagram (RFC 6864): DF, id 0 */
+    qw_put16(ip + 4, 0);
+    qw_put16(ip + 6, IP4_FLAG_DF);
     ip[8] = 64;
     ip[9] = IPPROTO_ICMP_;
     qw_put16(ip + 10, 0);
@@ -99,7 +100,8 @@ bool fw_icmp_echo_reply(struct qw *fw, struct fw_pkt *p)
     qw_put32(ip + 16, p->src);
     ip[8] = 64;
     /* A reassembled big echo goes back in fragments. */
-    qw_put16(ip + 6, 0);
+    if (p->iplen > FW_MTU)
+        qw_put16(ip + 6, 0);
     qw_put16(ip + 10, 0);
     qw_put16(ip + 10, fw_ip_csum(ip, p->hlen));
     c = qw_get16(p->l4 + 2);
