@@ -31,6 +31,17 @@ TOPO_OTHER_IP=10.139.0.12
 TOPO_DNS1=10.139.1.1
 TOPO_DNS2=10.139.1.2
 
+# UDP "whoami": answers every datagram with "addr:port length" of what
+# arrived (the source as the uplink sees it, and the reassembled size).
+TOPO_UDP_WHOAMI='
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    d, a = s.recvfrom(65535)
+    s.sendto(("%s:%d %d\n" % (a[0], a[1], len(d))).encode(), a)
+'
+
 topo_init() { # PREFIX RUNDIR BUILDDIR
     TOPO_P=$1
     TOPO_RUN=$2
@@ -96,7 +107,7 @@ topo_up() {
 
 # Servers in the uplink: a local DNS zone (no upstream, no forwarding),
 # HTTP, TCP/UDP echo and "whoami" (prints the peer address:port as the
-# uplink sees it).
+# uplink sees it; the UDP one adds the datagram length).
 topo_servers() {
     mkdir -p "$TOPO_RUN/www"
     echo "hello from the uplink" >"$TOPO_RUN/www/index.html"
@@ -125,11 +136,7 @@ topo_servers() {
     topo_bg whoami $TOPO_UP socat \
         TCP-LISTEN:9000,bind=$TOPO_WEB_IP,fork,reuseaddr \
         SYSTEM:'echo $SOCAT_PEERADDR:$SOCAT_PEERPORT'
-    topo_bg uwhoami $TOPO_UP socat -T2 \
-        UDP-RECVFROM:9000,bind=$TOPO_WEB_IP,fork \
-        SYSTEM:'echo $SOCAT_PEERADDR:$SOCAT_PEERPORT'
-    topo_bg ulen $TOPO_UP socat -T2 -b 65536 \
-        UDP-RECVFROM:9001,bind=$TOPO_WEB_IP,fork SYSTEM:'wc -c'
+    topo_bg uwhoami $TOPO_UP python3 -c "$TOPO_UDP_WHOAMI" $TOPO_WEB_IP 9000
     topo_wait_port $TOPO_UP tcp $TOPO_WEB_IP 80 &&
         topo_wait_port $TOPO_UP tcp $TOPO_WEB_IP 9000 &&
         topo_wait_port $TOPO_UP udp $TOPO_DNS1 53

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""probe.py: what a client or the uplink observes, as one word.
+
+  probe.py tcp HOST PORT [--sport N] [--send DATA] [--timeout S]
+  probe.py udp HOST PORT [--sport N] [--size N] [--send DATA] [--timeout S]
+      prints "open <first reply line>", "refused" (RST or ICMP port
+      unreachable), "prohibited" (ICMP host/admin prohibited or
+      unreachable), "timeout", or "error <errno name>"
+  probe.py hold HOST PORT      TCP connection kept open; each line on stdin
+                               is sent, the echo awaited (2 s): prints
+                               "ok" or "fail <why>" per line
+  probe.py sink udp|tcp ADDR PORT SECONDS   prints "src_ip:src_port len"
+                               for every datagram / connection
+  probe.py sniff IFACE ETHERTYPE SECONDS    counts frames of that type
+  probe.py garbage IFACE COUNT  sends COUNT malformed frames on IFACE
+  probe.py flood HOST PORT SECONDS          UDP as fast as possible
+"""
+import errno
+import os
+import random
+import select
+import socket
+import struct
+import sys
+import time
+
+
+def outcome_of(err):
+    if err in (errno.ECONNREFUSED,):
+        return "refused"
+    if err in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES,
+               errno.EPERM):
+        return "prohibited"
+    if err in (errno.ETIMEDOUT, errno.EAGAIN):
+        return "timeout"
+    return "error " + errno.errorcode.get(err, str(err))
+
+
+def opt(args, name, default=None):
+    if name in args:
+        i = args.index(name)
+        return args[i + 1]
+    return default
+
+
+def probe(kind, host, port, args):
+    timeout = float(opt(args, "--timeout", "3"))
+    sport = int(opt(args, "--sport", "0"))
+    data = opt(args, "--send", "probe\n").encode()
+    size = int(opt(args, "--size", "0"))
+    if size:
+        data = b"x" * size
+    st = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(socket.AF_INET, st)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if sport:
+        s.bind(("0.0.0.0", sport))
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+        s.send(data)
+        reply = b""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+            if kind == "udp" or b"\n" in reply:
+                break
+        if not reply and kind == "tcp":
+            return "open"
+        first = reply.decode(errors="replace").split("\n")[0].strip()
+        return ("open " + first).strip()
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return outcome_of(e.errno)
+    finally:
+        s.close()
+
+
+def hold(host, port):
+    s = socket.create_connection((host, port), timeout=3)
+    print("connected", flush=True)
+    for line in sys.stdin:
+        msg = line.strip().encode() + b"\n"
+        try:
+            s.settimeout(2)
+            s.send(msg)
+            got = b""
+            while not got.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise OSError(errno.ECONNRESET, "closed")
+                got += chunk
+            print("ok" if got == msg else "fail mismatch", flush=True)
+        except socket.timeout:
+            print("fail timeout", flush=True)
+        except OSError as e:
+            print("fail " + outcome_of(e.errno), flush=True)
+
+
+def sink(kind, addr, port, secs):
+    st = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(socket.AF_INET, st)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    if kind == "tcp":
+        s.listen(16)
+    print("listening", flush=True)
+    end = time.time() + secs
+    while time.time() < end:
+        r, _, _ = select.select([s], [], [], max(0, end - time.time()))
+        if not r:
+            continue
+        if kind == "tcp":
+            c, peer = s.accept()
+            print("%s:%d 0" % peer, flush=True)
+            c.close()
+        else:
+            d, peer = s.recvfrom(65536)
+            print("%s:%d %d" % (peer[0], peer[1], len(d)), flush=True)
+
+
+def sniff(iface, ethertype, secs):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                      socket.htons(ethertype))
+    s.bind((iface, 0))
+    n = 0
+    end = time.time() + secs
+    while time.time() < end:
+        r, _, _ = select.select([s], [], [], max(0, end - time.time()))
+        if r:
+            s.recv(65536)
+            n += 1
+    print(n)
+
+
+def garbage(iface, count):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    mac = open("/sys/class/net/%s/address" % iface).read().strip()
+    src = bytes(int(x, 16) for x in mac.split(":"))
+    dst = b"\xfe\xff\xff\xff\xff\xff"
+    rnd = random.Random(7)
+    for i in range(count):
+        kind = i % 6
+        if kind == 0:  # random bytes after an IPv4 ethertype
+            body = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 80)))
+            f = dst + src + b"\x08\x00" + body
+        elif kind == 1:  # IPv4 header claiming a huge total length
+            f = dst + src + b"\x08\x00" + bytes([0x45, 0, 0xff, 0xff]) + \
+                bytes(16)
+        elif kind == 2:  # bad header length
+            f = dst + src + b"\x08\x00" + bytes([0x4f]) + bytes(40)
+        elif kind == 3:  # truncated ARP
+            f = dst + src + b"\x08\x06" + bytes(10)
+        elif kind == 4:  # runt frame
+            f = dst + src[:3]
+        else:  # fragment soup: offset/MF set, random payload
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + 8, rnd.getrandbits(16),
+                             0x2000 | rnd.randint(0, 8000), 64, 17, 0,
+                             socket.inet_aton("10.137.0.11"),
+                             socket.inet_aton("10.139.0.10"))
+            f = dst + src + b"\x08\x00" + ip + bytes(8)
+        try:
+            s.send(f)
+        except OSError:
+            pass
+    print("sent", count)
+
+
+def flood(host, port, secs):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    end = time.time() + secs
+    n = 0
+    data = b"f" * 64
+    while time.time() < end:
+        for _ in range(256):
+            try:
+                s.sendto(data, (host, port))
+                n += 1
+            except OSError:
+                pass
+    print("sent", n)
+
+
+def main(a):
+    if a[0] in ("tcp", "udp"):
+        print(probe(a[0], a[1], int(a[2]), a[3:]))
+    elif a[0] == "hold":
+        hold(a[1], int(a[2]))
+    elif a[0] == "sink":
+        sink(a[1], a[2], int(a[3]), float(a[4]))
+    elif a[0] == "sniff":
+        sniff(a[1], int(a[2], 0), float(a[3]))
+    elif a[0] == "garbage":
+        garbage(a[1], int(a[2]))
+    elif a[0] == "flood":
+        flood(a[1], int(a[2]), float(a[3]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
