@@ -31,8 +31,9 @@ struct ct {
     uint32_t nbuckets;
     uint32_t bshift;      /* 64 - log2(nbuckets) */
     uint32_t free_head;   /* free slots chained through hnext[0] */
-    uint32_t lru_head[2]; /* [0] never replied, [1] replied; head = MRU */
-    uint32_t lru_tail[2];
+    uint32_t lru_head[3]; /* [0] never replied, [1] replied, [2] own;
+                             head = most recently used */
+    uint32_t lru_tail[3];
     uint32_t hand; /* ct_expire() clock hand */
     uint16_t port_lo, port_hi;
     uint32_t hk[4]; /* hash secret */
@@ -66,35 +67,64 @@ size_t ct_mem_size(unsigned capacity)
            2 * buckets_for(capacity) * sizeof(uint32_t);
 }
 
+_Static_assert(sizeof(struct ct_key) == 16, "ct_key is two 64-bit words");
+_Static_assert(sizeof(struct ct_entry) == 64, "ct_entry is one cache line");
+
 /*
- * Keyed hash of a key: one NH round (Black et al., UMAC) over the four
- * 32-bit words, then a multiply-xorshift finaliser; the index is the top
- * bits. NH with a secret key makes two chosen keys collide with
- * probability about 2^-32, which is what keeps a remote peer from piling
- * its flows onto one chain (Linux conntrack uses a seeded jhash for the
- * same reason). About a dozen instructions, no table.
+ * A key as two 64-bit words: addresses, then ports and protocol with the
+ * pad bytes masked off. Keys stored in entries always have zero pad, so
+ * comparing them with a looked-up key is two XORs.
  */
-static inline uint32_t hkey(const struct ct *t, const struct ct_key *k)
+struct kw {
+    uint64_t a, b;
+};
+
+static inline uint64_t pad_mask(void)
 {
-    uint32_t ports = (uint32_t)k->sport << 16 | k->dport;
+    struct ct_key m;
+    uint64_t w;
+
+    __builtin_memset(&m, 0, sizeof m);
+    m.sport = m.dport = 0xffff;
+    m.proto = 0xff;
+    __builtin_memcpy(&w, (const uint8_t *)&m + 8, 8);
+    return w; /* a constant once compiled */
+}
+
+static inline struct kw kwords(const struct ct_key *k)
+{
+    struct kw w;
+
+    __builtin_memcpy(&w.a, k, 8);
+    __builtin_memcpy(&w.b, (const uint8_t *)k + 8, 8);
+    w.b &= pad_mask();
+    return w;
+}
+
+/*
+ * Keyed hash of a key: one NH round (Black et al., UMAC) over its four
+ * 32-bit words, then a multiply-xorshift finaliser; the index is the top
+ * bits. NH under a secret key makes two chosen keys collide with
+ * probability about 2^-32, which keeps a remote peer from piling its
+ * flows onto one chain (Linux conntrack seeds jhash for the same
+ * reason). About a dozen instructions and no table.
+ */
+static inline uint32_t hkw(const struct ct *t, struct kw w)
+{
     uint64_t h;
 
-    h = (uint64_t)(uint32_t)(k->src + t->hk[0]) * (uint32_t)(k->dst + t->hk[1]);
-    h += (uint64_t)(uint32_t)(ports + t->hk[2]) *
-         (uint32_t)(k->proto + t->hk[3]);
+    h = (uint64_t)((uint32_t)w.a + t->hk[0]) *
+        (uint32_t)((uint32_t)(w.a >> 32) + t->hk[1]);
+    h += (uint64_t)((uint32_t)w.b + t->hk[2]) *
+         (uint32_t)((uint32_t)(w.b >> 32) + t->hk[3]);
     h ^= h >> 29;
     h *= t->hmul;
     return (uint32_t)(h >> t->bshift);
 }
 
-/* 13 significant bytes compared as whole words, without branches. */
-static inline bool keq(const struct ct_key *a, const struct ct_key *b)
+static inline uint32_t hkey(const struct ct *t, const struct ct_key *k)
 {
-    uint32_t d = (a->src ^ b->src) | (a->dst ^ b->dst) |
-                 (uint32_t)(a->sport ^ b->sport) |
-                 (uint32_t)(a->dport ^ b->dport) |
-                 (uint32_t)(a->proto ^ b->proto);
-    return d == 0;
+    return hkw(t, kwords(k));
 }
 
 static inline const struct ct_key *ekey(const struct ct_entry *e, int d)
@@ -113,27 +143,36 @@ static void key_set(struct ct_key *k, uint8_t proto, uint32_t src, uint32_t dst,
     k->pad[0] = k->pad[1] = k->pad[2] = 0;
 }
 
-/* Slot of the entry with key k in index d (NIL if none); *len = the
- * chain's length walked (the whole chain when k is absent). */
-static uint32_t find(const struct ct *t, int d, const struct ct_key *k,
-                     uint32_t h, unsigned *len)
+/* Slot of the entry with key w in index d (NIL if none); *len = the
+ * number of entries walked (the chain's length when w is absent). Inlined
+ * so that the hot lookups get a constant d. */
+static inline __attribute__((always_inline)) uint32_t
+find_w(const struct ct *t, int d, struct kw w, uint32_t h, unsigned *len)
 {
     uint32_t i = t->bucket[d][h];
-    unsigned n = 0;
+    unsigned n;
 
-    while (i != NIL && n < CHAIN_MAX) {
+    for (n = 0; i != NIL && n < CHAIN_MAX; n++) {
         const struct ct_entry *e = &t->ent[i];
+        uint64_t a, b;
 
-        n++;
-        if (keq(ekey(e, d), k))
+        __builtin_memcpy(&a, ekey(e, d), 8);
+        __builtin_memcpy(&b, (const uint8_t *)ekey(e, d) + 8, 8);
+        if (((a ^ w.a) | (b ^ w.b)) == 0)
             break;
         i = e->hnext[d];
     }
-    if (n >= CHAIN_MAX && i != NIL && !keq(ekey(&t->ent[i], d), k))
+    if (n == CHAIN_MAX)
         i = NIL; /* unreachable while the chain bound holds */
     if (len != NULL)
         *len = n;
     return i;
+}
+
+static uint32_t find(const struct ct *t, int d, const struct ct_key *k,
+                     uint32_t h, unsigned *len)
+{
+    return find_w(t, d, kwords(k), h, len);
 }
 
 static void hash_unlink(struct ct *t, int d, uint32_t i)
@@ -153,8 +192,13 @@ static void hash_link(struct ct *t, int d, uint32_t i, uint32_t h)
     t->bucket[d][h] = i;
 }
 
+/* LRU list of an entry. The firewall's own entries (DNS queries) have a
+ * list of their own so that a client's flood of new flows cannot evict
+ * them; they are few and short-lived. */
 static inline int lru_of(const struct ct_entry *e)
 {
+    if (e->link == CT_LINK_SELF)
+        return 2;
     return (e->flags & CT_F_REPLIED) ? 1 : 0;
 }
 
@@ -211,8 +255,8 @@ static void reset(struct ct *t)
     t->free_head = 0;
     __builtin_memset(t->bucket[0], 0xff,
                      2 * (size_t)t->nbuckets * sizeof(uint32_t));
-    t->lru_head[0] = t->lru_head[1] = NIL;
-    t->lru_tail[0] = t->lru_tail[1] = NIL;
+    for (int l = 0; l < 3; l++)
+        t->lru_head[l] = t->lru_tail[l] = NIL;
     t->hand = 0;
     t->st.entries = 0;
 }
@@ -256,21 +300,28 @@ int ct_set_port_range(struct ct *t, uint16_t lo, uint16_t hi)
     return 0;
 }
 
+/* Out of line so that the lookup fast path saves no registers for it. */
+static __attribute__((noinline)) void reap_slow(struct ct *t, uint32_t i)
+{
+    slot_free(t, i);
+    t->st.expired++;
+}
+
 /* Remove e if it expired; true if it did. */
-static bool reap(struct ct *t, uint32_t i, uint64_t now)
+static inline bool reap(struct ct *t, uint32_t i, uint64_t now)
 {
     if (!expired(&t->ent[i], now))
         return false;
-    slot_free(t, i);
-    t->st.expired++;
+    reap_slow(t, i);
     return true;
 }
 
 struct ct_entry *ct_lookup_dir(struct ct *t, const struct ct_key *k, int dir,
                                uint64_t now)
 {
-    int d = dir ? 1 : 0;
-    uint32_t i = find(t, d, k, hkey(t, k), NULL);
+    struct kw w = kwords(k);
+    uint32_t h = hkw(t, w);
+    uint32_t i = dir ? find_w(t, 1, w, h, NULL) : find_w(t, 0, w, h, NULL);
 
     if (i == NIL || reap(t, i, now))
         return NULL;
@@ -280,10 +331,11 @@ struct ct_entry *ct_lookup_dir(struct ct *t, const struct ct_key *k, int dir,
 struct ct_entry *ct_lookup(struct ct *t, const struct ct_key *k, uint64_t now,
                            int *dir)
 {
-    uint32_t h = hkey(t, k); /* one hash serves both indexes */
+    struct kw w = kwords(k);
+    uint32_t h = hkw(t, w); /* one hash serves both indexes */
 
     for (int d = 0; d < 2; d++) {
-        uint32_t i = find(t, d, k, h, NULL);
+        uint32_t i = find_w(t, d, w, h, NULL);
 
         if (i == NIL)
             continue;
@@ -296,7 +348,7 @@ struct ct_entry *ct_lookup(struct ct *t, const struct ct_key *k, uint64_t now,
     return NULL;
 }
 
-uint32_t ct_timeout(const struct ct_entry *e)
+static inline uint32_t timeout_s(const struct ct_entry *e)
 {
     static const uint32_t tcp[CT_STATE__COUNT] = {
         [CT_NONE] = CT_TO_CLOSE,        [CT_SYN_SENT] = CT_TO_SYN_SENT,
@@ -316,6 +368,11 @@ uint32_t ct_timeout(const struct ct_entry *e)
     default:
         return CT_TO_OTHER;
     }
+}
+
+uint32_t ct_timeout(const struct ct_entry *e)
+{
+    return timeout_s(e);
 }
 
 /*
@@ -346,7 +403,8 @@ static bool reply_free(struct ct *t, const struct ct_key *k, uint64_t now,
 
 /* Take a free slot, evicting one if the table is full: an expired replied
  * entry first, then the least recently used never-replied entry, then the
- * least recently used replied one. */
+ * least recently used replied one; the firewall's own entries only when
+ * nothing else is left. */
 static uint32_t slot_alloc(struct ct *t, uint64_t now)
 {
     uint32_t i;
@@ -358,8 +416,10 @@ static uint32_t slot_alloc(struct ct *t, uint64_t now)
             v = r;
         else if (t->lru_tail[0] != NIL)
             v = t->lru_tail[0];
-        else
+        else if (r != NIL)
             v = r;
+        else
+            v = t->lru_tail[2];
         if (!reap(t, v, now)) {
             t->st.evicted++;
             if (t->ent[v].flags & CT_F_REPLIED)
@@ -386,10 +446,10 @@ static struct ct_entry *insert(struct ct *t, const struct ct_key *orig,
     e->link = link;
     e->flags = CT_F_USED;
     e->state = orig->proto == IPPROTO_TCP_ ? CT_SYN_SENT : CT_NONE;
-    e->expires = now + (uint64_t)ct_timeout(e) * NS_PER_S;
+    e->expires = now + (uint64_t)timeout_s(e) * NS_PER_S;
     hash_link(t, 0, i, horig);
     hash_link(t, 1, i, hreply);
-    lru_push(t, 0, i);
+    lru_push(t, lru_of(e), i);
     t->st.created++;
     if (++t->st.entries > t->st.high_water)
         t->st.high_water = t->st.entries;
@@ -558,23 +618,32 @@ static void tcp_step(struct ct_entry *e, int dir, uint8_t f)
         e->state = CT_TIME_WAIT;
 }
 
+/* Make slot i the most recent of its list, after setting `flags` (which
+ * may move it to another list). */
+static __attribute__((noinline)) void relink(struct ct *t, uint32_t i, int l,
+                                             uint8_t flags)
+{
+    lru_unlink(t, l, i);
+    t->ent[i].flags |= flags;
+    lru_push(t, lru_of(&t->ent[i]), i);
+}
+
 void ct_update(struct ct *t, struct ct_entry *e, int dir, uint8_t tcp_flags,
                uint64_t now)
 {
     uint32_t i = (uint32_t)(e - t->ent);
     int l = lru_of(e);
 
-    if (e->orig.proto == IPPROTO_TCP_)
+    /* An established flow's ACKs change no state: skip the machine. */
+    if (e->orig.proto == IPPROTO_TCP_ &&
+        ((tcp_flags & (CT_TCP_SYN | CT_TCP_FIN | CT_TCP_RST)) ||
+         e->state != CT_ESTABLISHED))
         tcp_step(e, dir, tcp_flags);
-    if (dir && l == 0) {
-        lru_unlink(t, 0, i);
-        e->flags |= CT_F_REPLIED;
-        lru_push(t, 1, i);
-    } else if (t->lru_head[l] != i) {
-        lru_unlink(t, l, i);
-        lru_push(t, l, i);
-    }
-    e->expires = now + (uint64_t)ct_timeout(e) * NS_PER_S;
+    if (dir && !(e->flags & CT_F_REPLIED))
+        relink(t, i, l, CT_F_REPLIED);
+    else if (t->lru_head[l] != i) /* a busy flow costs no list writes */
+        relink(t, i, l, 0);
+    e->expires = now + (uint64_t)timeout_s(e) * NS_PER_S;
 }
 
 void ct_remove(struct ct *t, struct ct_entry *e)
@@ -686,7 +755,7 @@ static int check_index(const struct ct *t, int d)
 int ct_check(const struct ct *t)
 {
     uint32_t used = 0, nfree = 0;
-    long a, b;
+    long a, b, c;
 
     for (uint32_t i = 0; i < t->capacity; i++) {
         const struct ct_entry *e = &t->ent[i];
@@ -718,7 +787,8 @@ int ct_check(const struct ct *t)
         return -8;
     a = check_lru(t, 0);
     b = check_lru(t, 1);
-    if (a < 0 || b < 0 || a + b != (long)used)
+    c = check_lru(t, 2);
+    if (a < 0 || b < 0 || c < 0 || a + b + c != (long)used)
         return -9;
     return 0;
 }

@@ -615,6 +615,85 @@ TEST(self_entries)
     rm(t);
 }
 
+TEST(self_entries_survive_flood)
+{
+    struct ct *t = mk(8);
+    struct ct_entry *e;
+    uint16_t port;
+    uint64_t now = T0;
+
+    CHECK_EQ(ct_reserve_self(t, IPPROTO_UDP_, NAT, DNS1, 53, now, &port), 0);
+    for (uint16_t i = 0; i < 20; i++) {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT, REMOTE, 3000 + i, 80);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 1, now += S(1), &e), 0);
+    }
+    {
+        struct ct_key r = K(IPPROTO_UDP_, DNS1, NAT, 53, port);
+
+        e = ct_lookup(t, &r, now, NULL);
+        CHECK(e != NULL && e->link == CT_LINK_SELF);
+        /* the answer arrives: replied, still on its own list */
+        ct_update(t, e, 1, 0, now);
+        CHECK(e->flags & CT_F_REPLIED);
+    }
+    CHECK_EQ(ct_get_stats(t)->evicted, 13);
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+
+    /* with nothing else left, a client's flow may take its slot */
+    t = mk(1);
+    CHECK_EQ(ct_reserve_self(t, IPPROTO_UDP_, NAT, DNS1, 53, now, &port), 0);
+    {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT, REMOTE, 3000, 80);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 1, now, &e), 0);
+        CHECK_EQ(ct_count(t), 1);
+        CHECK_EQ(e->link, 1);
+    }
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+}
+
+static uint32_t zero_rnd(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+TEST(chain_bound)
+{
+    /* A zero secret (a broken random source) lets keys be chosen that all
+     * land in one bucket: with src = 0 and proto = 0 the hash ignores the
+     * rest. The chain stops at its bound, lookups stay exact. */
+    size_t n = ct_mem_size(256);
+    void *mem = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    struct ct *t = ct_init(mem, 256, zero_rnd, NULL);
+    unsigned ok = 0, fail = 0;
+
+    for (uint32_t i = 0; i < 64; i++) {
+        struct ct_key k = K(0, 0, REMOTE + i, 0, 0);
+        struct ct_entry *e;
+        int rc = ct_create(t, &k, NAT, 1, T0, &e);
+
+        if (rc == 0)
+            ok++;
+        else if (rc == -QW_ENOSPC)
+            fail++;
+    }
+    CHECK_EQ(ok, 24); /* CHAIN_MAX in ct.c */
+    CHECK_EQ(ok + fail, 64);
+    CHECK_EQ(ct_get_stats(t)->chain_fail, fail);
+    for (uint32_t i = 0; i < ok; i++) {
+        struct ct_key k = K(0, 0, REMOTE + i, 0, 0);
+        struct ct_entry *e = ct_lookup(t, &k, T0, NULL);
+
+        CHECK(e != NULL && e->orig.dst == REMOTE + i);
+    }
+    CHECK_EQ(ct_check(t), 0);
+    free(mem);
+}
+
 TEST(expire_bounded_batches)
 {
     struct ct *t = mk(100);
@@ -1148,6 +1227,8 @@ int main(void)
     RUN(lru_expired_replied_before_live_unreplied);
     RUN(recheck_and_flush);
     RUN(self_entries);
+    RUN(self_entries_survive_flood);
+    RUN(chain_bound);
     RUN(expire_bounded_batches);
     RUN(reply_key_of_expired_entry_reused);
     RUN(differential_vs_model);
