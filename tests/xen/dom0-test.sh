@@ -1,0 +1,164 @@
+#!/bin/sh
+# dom0-test.sh MODE: the in-dom0 half of check-xen. Creates qwall.xen as a
+# PVH guest and checks what it does, printing one line per check:
+#   QWT-RESULT PASS|FAIL <name> <details>
+#   QWT-INFO <name> <details>          (measurements, not pass/fail)
+# MODE "full" (default) runs everything, "boot" only boots and shows the
+# console. The host half (check-xen.sh) counts the lines.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
+mode=${1:-full}
+con=/var/log/xen/console
+
+ms() { awk '{printf "%d", $1 * 1000}' /proc/uptime; }
+pass() { echo "QWT-RESULT PASS $*"; }
+fail() { echo "QWT-RESULT FAIL $*"; }
+check() { # check NAME CONDITION-COMMAND... : PASS if the command succeeds
+    n=$1; shift
+    if "$@" >/dev/null 2>&1; then pass "$n"; else fail "$n"; fi
+}
+
+# wait_log NAME PATTERN TIMEOUT_MS: wait for an extended regex in the
+# guest's console log; prints the elapsed ms, fails after the timeout.
+wait_log() {
+    t=$(ms)
+    while ! grep -qE "$2" "$con/guest-$1.log" 2>/dev/null; do
+        [ $(($(ms) - t)) -gt "$3" ] && return 1
+        usleep 20000
+    done
+    return 0
+}
+
+write_cfg() { # write_cfg NAME MEMORY EXTRA_CMDLINE
+    cat >"/etc/xen/$1.cfg" <<CFG
+name = "$1"
+type = "pvh"
+kernel = "/boot/qwall.xen"
+memory = $2
+maxmem = $2
+vcpus = 1
+tsc_mode = "native"
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+cmdline = "$3"
+CFG
+}
+
+gone() { ! xl list "$1" >/dev/null 2>&1; }
+
+show_console() {
+    echo "---- console of $1 ----"
+    cat "$con/guest-$1.log" 2>/dev/null
+    echo "---- end of console of $1 ----"
+}
+
+xl info | grep -E '^(xen_version|virt_caps|free_memory)'
+
+# Linux's default kernelopts are in the command line on purpose: the
+# image must ignore tokens it does not know.
+opts="root=/dev/mapper/dmroot ro nomodeset console=hvc0 rd_NO_PLYMOUTH"
+opts="$opts --ipv4=10.137.0.5 --ipv4-gw=10.137.0.1 --ipv4-dns=10.139.1.1"
+opts="$opts --ipv4-dns2=10.139.1.2 --nat-table-size=2000 --log-level=debug"
+opts="$opts --drop-silently --selftest"
+write_cfg qwall 8 "$opts"
+
+t0=$(ms)
+if ! xl create /etc/xen/qwall.cfg >/tmp/xl.out 2>&1; then
+    cat /tmp/xl.out
+    fail create "xl create failed"
+    exit 0
+fi
+pass create "xl create returned after $(($(ms) - t0)) ms"; cat /tmp/xl.out
+domid=$(xl domid qwall)
+
+if wait_log qwall 'qwall: booting' 10000; then
+    t1=$(ms)
+    pass first-line "boot to first console line $((t1 - t0)) ms"
+    echo "QWT-INFO boot-first-line-ms $((t1 - t0))"
+else
+    fail first-line "no console output in 10 s"
+fi
+if [ "$mode" = boot ]; then
+    sleep 2
+    show_console qwall
+    xl destroy qwall
+    exit 0
+fi
+
+if wait_log qwall 'xs: ready' 10000; then
+    t2=$(ms)
+    pass xenstore-ready "boot to xenstore ready $((t2 - t0)) ms"
+    echo "QWT-INFO boot-xenstore-ready-ms $((t2 - t0))"
+else
+    fail xenstore-ready "no 'xs: ready' in 10 s"
+fi
+check memory-map grep -qE 'boot: memory map 0: .* type 1' "$con/guest-qwall.log"
+check mm-report grep -qE 'mm: .* pages free' "$con/guest-qwall.log"
+check cmdline grep -qE 'cmdline: ipv4 10.137.0.5 gw 10.137.0.1 dns 10.139.1.1 10.139.1.2 nat 2000 .*drop-silently 1 .*unknown 5' "$con/guest-qwall.log"
+check domid-name grep -qE "xs: domid $domid name qwall" "$con/guest-qwall.log"
+if wait_log qwall 'timer: test timer fired' 5000; then
+    pass timer "$(grep -m1 -oE 'timer: test timer fired.*' "$con/guest-qwall.log")"
+else
+    fail timer "no timer line"
+fi
+
+# Watch: dom0 writes a key the guest watches.
+val="ping-$(ms)"
+xenstore-write "/local/domain/$domid/data/qwt-ping" "$val"
+if wait_log qwall "watch: data/qwt-ping = $val" 5000; then
+    pass watch "guest saw dom0's write ($val)"
+else
+    fail watch "guest did not report data/qwt-ping = $val"
+fi
+
+# Grant round trip with dom0 (gnthelper maps the guest's grant, shares
+# two pages back; the guest grant-copies in and out).
+if gnthelper "$domid" >/tmp/gnt.out 2>&1; then
+    pass grant-helper "$(tail -n 1 /tmp/gnt.out)"
+else
+    cat /tmp/gnt.out
+    fail grant-helper "$(tail -n 1 /tmp/gnt.out)"
+fi
+if wait_log qwall 'gnttab: round trip ok' 5000; then
+    pass grant-guest "$(grep -m1 -oE 'gnttab: round trip ok.*' "$con/guest-qwall.log")"
+else
+    fail grant-guest "no 'gnttab: round trip ok'"
+fi
+check grant-revoke-refused grep -q 'gnttab: revoke refused while dom0 maps' "$con/guest-qwall.log"
+
+# Clean shutdown through control/shutdown.
+t3=$(ms)
+xl shutdown qwall >/tmp/xl-shutdown.out 2>&1
+while ! gone qwall && [ $(($(ms) - t3)) -lt 10000 ]; do usleep 50000; done
+t4=$(ms)
+if gone qwall && [ $((t4 - t3)) -le 5000 ]; then
+    pass shutdown "domain gone $((t4 - t3)) ms after xl shutdown"
+else
+    cat /tmp/xl-shutdown.out
+    fail shutdown "domain still there or too slow ($((t4 - t3)) ms)"
+    xl destroy qwall 2>/dev/null
+fi
+echo "QWT-INFO shutdown-ms $((t4 - t3))"
+check shutdown-ack grep -q 'lifecycle: poweroff requested' "$con/guest-qwall.log"
+check console-lost grep -qE 'lifecycle: powering off .*console lost 0' "$con/guest-qwall.log"
+show_console qwall
+
+# Smallest memory= that still boots to xenstore readiness.
+smallest=
+for m in 6 4 3 2 1; do
+    n=qwm$m
+    write_cfg $n $m ""
+    if xl create "/etc/xen/$n.cfg" >/tmp/xl-$n.out 2>&1 &&
+        wait_log $n 'xs: ready' 8000; then
+        smallest=$m
+        echo "QWT-INFO memory-$m boots"
+    else
+        echo "QWT-INFO memory-$m does-not-boot $(tail -n 1 /tmp/xl-$n.out)"
+        tail -n 3 "$con/guest-$n.log" 2>/dev/null
+    fi
+    xl destroy $n >/dev/null 2>&1
+    [ -z "$smallest" ] || [ "$smallest" = $m ] || break
+    [ "$smallest" = $m ] || break
+done
+echo "QWT-INFO smallest-memory-mib ${smallest:-none}"
