@@ -763,6 +763,7 @@ void dns_unref(struct dns *d, int id)
     if (--e->refs == 0) {
         e->idle = d->now;
         d->st.referenced--;
+        d->next = 0; /* no refresh any more; freed at its TTL */
     }
 }
 
@@ -989,6 +990,10 @@ static uint64_t next_deadline(const struct dns *d, uint64_t now)
 uint64_t dns_poll(struct dns *d, uint64_t now)
 {
     d->now = now;
+    /* The pipeline polls after every batch of work: skip the table walk
+     * until something is due (whatever makes work sets d->next to 0). */
+    if (d->next != 0 && now < d->next)
+        return d->next;
     poll_queries(d, now);
     for (unsigned i = 0; i < d->cap; i++)
         if (d->e[i].used)

@@ -1334,6 +1334,79 @@ TEST(client_thousand_names)
     free(d);
 }
 
+/* A name with a one-hour TTL wakes the client about once per refresh. */
+TEST(client_idle_wakeups)
+{
+    struct dns *d = new_dns(8);
+    uint32_t a1 = 0x01010101;
+    unsigned polls = 0, answered = 0;
+    uint64_t now = 0;
+
+    dns_set_servers(d, PRI, SEC);
+    int id = dns_ref(d, "idle.example");
+    while (now < 10 * 3600 * S) {
+        now = dns_poll(d, now);
+        polls++;
+        if (F.nsent > answered) {
+            answer(d, &F.sent[answered], 3600, &a1, 1, now);
+            answered++;
+        }
+    }
+    CHECK_EQ(dns_match(d, id, a1), 1);
+    CHECK(answered >= 12 && answered <= 15); /* every 42..48 min */
+    CHECK(polls <= 2 * answered + 2);
+    free(d);
+}
+
+/* The hook as rules.c uses it (accept and drop rules, unresolved). */
+TEST(client_with_rules)
+{
+    struct dns *d = new_dns(8);
+    struct rules_host_ops ops = dns_host_ops(d);
+    struct rules_set *rs = malloc(rules_mem_size(8));
+    const struct rules_entry e[] = {
+        {"policy", "drop"},
+        {"0000", "action=drop dsthost=blocked.example"},
+        {"0001", "action=accept dsthost=web.example proto=tcp "
+                 "dstports=443-443"},
+        {"0002", "action=accept proto=icmp"},
+    };
+    struct rules_flow tcp443 = {0x01010101, 443, 6, 0};
+    struct rules_flow ping = {0x02020202, 0, 1, 8};
+    uint32_t web = 0x01010101, blocked = 0x02020202;
+
+    rules_init(rs, 8);
+    CHECK_EQ(rules_compile(rs, e, 4, &ops, NULL, 0), 3);
+    struct dns_stats st;
+    dns_get_stats(d, &st);
+    CHECK_EQ(st.referenced, 2);
+    /* nothing resolved: the drop rule matches everything */
+    CHECK_EQ(rules_match(rs, &tcp443, NULL, &ops, NULL), RULES_DROP);
+    CHECK_EQ(rules_match(rs, &ping, NULL, &ops, NULL), RULES_DROP);
+    dns_set_servers(d, PRI, SEC);
+    dns_poll(d, 0);
+    CHECK_EQ(F.nsent, 2);
+    for (unsigned i = 0; i < 2; i++) {
+        char q[300];
+        sent_name(&F.sent[i], q);
+        answer(d, &F.sent[i], 300, q[0] == 'w' ? &web : &blocked, 1, 1);
+    }
+    int no;
+    CHECK_EQ(rules_match(rs, &tcp443, NULL, &ops, &no), RULES_ACCEPT);
+    CHECK_EQ(no, 1);
+    CHECK_EQ(rules_match(rs, &ping, NULL, &ops, &no), RULES_DROP);
+    CHECK_EQ(no, 0);
+    ping.dst = 0x03030303;
+    CHECK_EQ(rules_match(rs, &ping, NULL, &ops, &no), RULES_ACCEPT);
+    tcp443.dst = 0x04040404;
+    CHECK_EQ(rules_match(rs, &tcp443, NULL, &ops, NULL), RULES_DROP);
+    rules_release(rs, &ops);
+    dns_get_stats(d, &st);
+    CHECK_EQ(st.referenced, 0);
+    free(rs);
+    free(d);
+}
+
 /* The stated memory cost per name. */
 TEST(client_memory)
 {
@@ -1377,6 +1450,8 @@ int main(void)
     RUN(client_server_change);
     RUN(client_host_ops);
     RUN(client_thousand_names);
+    RUN(client_idle_wakeups);
+    RUN(client_with_rules);
     RUN(client_memory);
     return test_summary();
 }
