@@ -167,8 +167,9 @@ struct ct_entry *ct_lookup_dir(struct ct *t, const struct ct_key *k, int dir,
  * port range (bounded tries); other protocols keep their addresses only.
  * TCP starts in CT_SYN_SENT (call it for the SYN; a following
  * ct_update() of that SYN changes nothing). When the table is full the
- * least recently used entry is evicted, one that never saw a reply first
- * (see docs/conntrack.md).
+ * least recently used entry is evicted, one that never saw a reply first,
+ * the firewall's own entries only when nothing else is left (see
+ * docs/conntrack.md).
  * Returns 0 and *e; -QW_EEXIST with *e = the live entry that already has
  * this original key; -QW_ENOSPC (*e = NULL) when no NAT port is free (the
  * pipeline counts QW_DROP_NAT_NO_PORT) or a hash chain is at its bound;
@@ -180,8 +181,9 @@ int ct_create(struct ct *t, const struct ct_key *orig, uint32_t nat_addr,
 /*
  * A packet of e passed in direction dir (0 original, 1 reply) with TCP
  * flags tcp_flags (CT_TCP_*, ignored for other protocols): advance the TCP
- * state, mark replied, set the timeout from now and make e the most
- * recently used. Cheap (no hashing).
+ * state (by flags only, no sequence-window checks), mark replied, set the
+ * timeout from now and make e the most recently used. Cheap: no hashing,
+ * and no list writes when e is already the most recent.
  */
 void ct_update(struct ct *t, struct ct_entry *e, int dir, uint8_t tcp_flags,
                uint64_t now);
