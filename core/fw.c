@@ -953,6 +953,9 @@ void qw_rx(struct qw *fw, unsigned link, struct qw_frame *in, unsigned n,
     fw_enter(fw, now, out);
     for (unsigned i = 0; i < n; i++)
         fw_frame(fw, link, in[i].data, in[i].len, in[i].flags);
+    /* a DNS answer may have made work due now (dns.h: dns_deadline) */
+    if (dns_deadline(fw->dns) <= now)
+        dns_poll(fw->dns, now);
     fw_leave(fw);
 }
 

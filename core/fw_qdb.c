@@ -317,6 +317,9 @@ int qw_qdb_rx(struct qw *fw, const uint8_t *data, size_t len, uint64_t now,
     fw->tx_used = 0;
     rc = qdb_rx(fw->qdb, data, len);
     fw_arp_poll(fw);
+    /* new dsthost names resolve now rather than at the next poll */
+    if (dns_deadline(fw->dns) <= now)
+        dns_poll(fw->dns, now);
     fw->out = NULL;
     return rc;
 }
