@@ -59,6 +59,7 @@ static struct {
     bool multiread_seen, synced;
     unsigned pending_acks;
     bool ctl_waiting; /* request applied, waiting for the VM's acks */
+    bool ctl_changed; /* the request wrote or removed keys: answer "ok" */
     struct timespec ctl_since;
     /* counters */
     unsigned long violations, pushed, acked, errors, vm_writes, vm_rms, dumps,
@@ -381,6 +382,7 @@ static bool ctl_apply(void)
 {
     const char *p = (const char *)S.ctl_in.p, *end = p + S.ctl_in.len;
 
+    S.ctl_changed = false;
     if (S.ctl_in.len == 0 || S.ctl_in.p[S.ctl_in.len - 1] != '\0')
         return false;
     while (p < end) {
@@ -393,12 +395,14 @@ static bool ctl_apply(void)
             ctl_query(a);
             p = b;
         } else if (strcmp(op, "R") == 0) {
+            S.ctl_changed = true;
             if (!qdb_path_ok(a, false))
                 return false;
             if (db_rm(a) > 0)
                 push(QDB_CMD_RM, a, NULL); /* dom0 forwards real removals */
             p = b;
         } else if (strcmp(op, "W") == 0) {
+            S.ctl_changed = true;
             if (b >= end || !qdb_path_ok(a, false) ||
                 !qdb_data_ok(b, strlen(b)) || db_write(a, b) < 0)
                 return false;
@@ -434,7 +438,8 @@ static void ctl_check_done(void)
     if (!S.ctl_waiting)
         return;
     if (S.pending_acks == 0 || S.vm < 0) {
-        ctl_reply("ok\n");
+        if (S.ctl_changed)
+            ctl_reply("ok\n");
         ctl_finish();
     } else if (ms_since(&S.ctl_since) > ACK_TIMEOUT_MS) {
         ctl_reply("error: vm did not acknowledge %u messages\n",

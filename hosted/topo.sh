@@ -31,15 +31,29 @@ TOPO_OTHER_IP=10.139.0.12
 TOPO_DNS1=10.139.1.1
 TOPO_DNS2=10.139.1.2
 
-# UDP "whoami": answers every datagram with "addr:port length" of what
-# arrived (the source as the uplink sees it, and the reassembled size).
-TOPO_UDP_WHOAMI='
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
+# "whoami" on TCP and UDP: answers "addr:port" (TCP) or "addr:port length"
+# (UDP, the reassembled datagram's size): the source as the uplink sees it.
+TOPO_WHOAMI='
+import socket, sys, threading
+addr, port = sys.argv[1], int(sys.argv[2])
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, port))
+    while True:
+        d, a = s.recvfrom(65535)
+        s.sendto(("%s:%d %d\n" % (a[0], a[1], len(d))).encode(), a)
+threading.Thread(target=udp, daemon=True).start()
+t = socket.socket()
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind((addr, port))
+t.listen(64)
 while True:
-    d, a = s.recvfrom(65535)
-    s.sendto(("%s:%d %d\n" % (a[0], a[1], len(d))).encode(), a)
+    c, a = t.accept()
+    try:
+        c.sendall(("%s:%d\n" % a).encode())
+    except OSError:
+        pass
+    c.close()
 '
 
 topo_init() { # PREFIX RUNDIR BUILDDIR
@@ -131,12 +145,9 @@ topo_servers() {
         --directory "$TOPO_RUN/www"
     topo_bg echo $TOPO_UP socat TCP-LISTEN:7,bind=$TOPO_WEB_IP,fork,reuseaddr \
         EXEC:cat
-    topo_bg uecho $TOPO_UP socat -T2 \
+    topo_bg uecho $TOPO_UP socat -T2 -b 65536 \
         UDP-RECVFROM:7,bind=$TOPO_WEB_IP,fork EXEC:cat
-    topo_bg whoami $TOPO_UP socat \
-        TCP-LISTEN:9000,bind=$TOPO_WEB_IP,fork,reuseaddr \
-        SYSTEM:'echo $SOCAT_PEERADDR:$SOCAT_PEERPORT'
-    topo_bg uwhoami $TOPO_UP python3 -c "$TOPO_UDP_WHOAMI" $TOPO_WEB_IP 9000
+    topo_bg whoami $TOPO_UP python3 -c "$TOPO_WHOAMI" $TOPO_WEB_IP 9000
     topo_wait_port $TOPO_UP tcp $TOPO_WEB_IP 80 &&
         topo_wait_port $TOPO_UP tcp $TOPO_WEB_IP 9000 &&
         topo_wait_port $TOPO_UP udp $TOPO_DNS1 53

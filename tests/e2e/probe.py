@@ -70,6 +70,8 @@ def probe(kind, host, port, args):
                 break
         if not reply and kind == "tcp":
             return "open"
+        if "--len" in args:
+            return "open %d" % len(reply)
         first = reply.decode(errors="replace").split("\n")[0].strip()
         return ("open " + first).strip()
     except socket.timeout:
