@@ -397,6 +397,26 @@ TEST(field_dstports)
     CHECK_EQ(acc(rs, UDP, IP(1, 1, 1, 1), 54), 0);
     CHECK_EQ(acc_icmp(rs, IP(1, 1, 1, 1), 53), 0);
     CHECK_EQ(acc(rs, GRE, IP(1, 1, 1, 1), 53), 0);
+    /* aligned power-of-two blocks (compiled to a mask) and odd ranges */
+    CHECK_EQ(compile1(rs, "action=accept proto=tcp dstports=1024-2047"), 1);
+    CHECK_EQ(acc(rs, TCP, IP(1, 1, 1, 1), 1023), 0);
+    CHECK_EQ(acc(rs, TCP, IP(1, 1, 1, 1), 1024), 1);
+    CHECK_EQ(acc(rs, TCP, IP(1, 1, 1, 1), 2047), 1);
+    CHECK_EQ(acc(rs, TCP, IP(1, 1, 1, 1), 2048), 0);
+    CHECK_EQ(acc(rs, TCP, IP(1, 1, 1, 1), 1024 + 65536 / 2), 0);
+    CHECK_EQ(compile1(rs, "action=accept dstports=32768-65535"), 1);
+    CHECK_EQ(acc(rs, UDP, IP(1, 1, 1, 1), 32767), 0);
+    CHECK_EQ(acc(rs, UDP, IP(1, 1, 1, 1), 32768), 1);
+    CHECK_EQ(acc(rs, TCP, IP(1, 1, 1, 1), 65535), 1);
+    CHECK_EQ(compile1(rs, "action=accept proto=udp dstports=1025-2048"), 1);
+    CHECK_EQ(acc(rs, UDP, IP(1, 1, 1, 1), 1024), 0);
+    CHECK_EQ(acc(rs, UDP, IP(1, 1, 1, 1), 1025), 1);
+    CHECK_EQ(acc(rs, UDP, IP(1, 1, 1, 1), 2048), 1);
+    CHECK_EQ(acc(rs, UDP, IP(1, 1, 1, 1), 2049), 0);
+    CHECK_EQ(acc(rs, TCP, IP(1, 1, 1, 1), 1500), 0);
+    CHECK_EQ(compile1(rs, "action=accept proto=tcp dstports=65534-65535"), 1);
+    CHECK_EQ(acc(rs, TCP, IP(1, 1, 1, 1), 65533), 0);
+    CHECK_EQ(acc(rs, TCP, IP(1, 1, 1, 1), 65534), 1);
     /* the ICMP type is not a port */
     CHECK_EQ(compile1(rs, "action=accept dstports=0-10"), 1);
     CHECK_EQ(acc_icmp(rs, IP(1, 1, 1, 1), 8), 0);
