@@ -710,6 +710,11 @@ int qdb_write(struct qdb *q, const char *path, const char *value, size_t n)
     return 0;
 }
 
+bool qdb_dir_complete(const struct qdb *q, const char *dir)
+{
+    return complete(q, dir);
+}
+
 void qdb_get_stats(const struct qdb *q, struct qdb_stats *st)
 {
     *st = q->st;

@@ -160,6 +160,15 @@ int qdb_write(struct qdb *q, const char *path, const char *value, size_t n);
 
 void qdb_get_stats(const struct qdb *q, struct qdb_stats *st);
 
+/*
+ * False when a key under dir ("/qubes-firewall/<x>", no trailing slash)
+ * was refused for lack of space since dir's last prefix removal (or the
+ * dir key itself was): what the store holds under it is not what dom0
+ * has. The same value commit() reports; for callers that read a committed
+ * tree later (client attach), so that they fail closed too.
+ */
+bool qdb_dir_complete(const struct qdb *q, const char *dir);
+
 /* ---- encoding helpers, shared with the dom0-side tool (hosted/) ---- */
 
 /* True if dom0 accepts path from a VM: 1..63 bytes of [A-Za-z0-9_/.:@-],

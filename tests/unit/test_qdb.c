@@ -710,6 +710,8 @@ TEST(store_limits)
     l.n = 0;
     CHECK_EQ(qdb_rx(q, s, n), 0);
     CHECK(strstr(l.s, "C /qubes-firewall/10.137.0.10 0\n") != NULL);
+    CHECK(!qdb_dir_complete(q, "/qubes-firewall/10.137.0.10"));
+    CHECK(qdb_dir_complete(q, "/qubes-firewall/10.137.0.12"));
 
     /* dom0 rewrites the directory: rm dir/ clears the mark */
     n = put(s, 0, QDB_CMD_RM, "/qubes-firewall/10.137.0.10/", NULL);
@@ -718,6 +720,7 @@ TEST(store_limits)
     l.n = 0;
     CHECK_EQ(qdb_rx(q, s, n), 0);
     CHECK(strstr(l.s, "C /qubes-firewall/10.137.0.10 1\n") != NULL);
+    CHECK(qdb_dir_complete(q, "/qubes-firewall/10.137.0.10"));
 
     /* a replacement that no longer fits removes the old value */
     n = put(s, 0, QDB_CMD_WRITE, "/qubes-firewall/10.137.0.10/policy",
