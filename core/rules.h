@@ -87,7 +87,7 @@ struct rules_set;
 
 /*
  * Bytes of storage for a set of at most max_rules rules (clamped to
- * RULES_MAX). About 26 bytes per rule plus a small header.
+ * RULES_MAX): 30 bytes per rule plus a header of under 128 bytes.
  */
 size_t rules_mem_size(unsigned max_rules);
 
@@ -95,7 +95,9 @@ size_t rules_mem_size(unsigned max_rules);
  * Make an empty set (state RULES_EMPTY: every flow is dropped) in rs, which
  * points to rules_mem_size(max_rules) bytes aligned to 8. Does not release
  * host references of whatever rs held before: call rules_release() first
- * when reusing the storage of a set that may hold dsthost rules.
+ * when reusing the storage of a set that may hold dsthost rules. The set
+ * points into its own storage: move it only by pointer, never by copying
+ * the bytes.
  */
 void rules_init(struct rules_set *rs, unsigned max_rules);
 

@@ -777,6 +777,20 @@ static const struct {
                                       "(12345::/64)"},
     {"action=accept dst6=10.0.0.1/32", "rule 0003: dst6: bad IPv6 prefix "
                                        "(10.0.0.1/32)"},
+    {"action=accept dst6=:1::/64", "rule 0003: dst6: bad IPv6 prefix "
+                                   "(:1::/64)"},
+    {"action=accept dst6=::1.2.3/96", "rule 0003: dst6: bad IPv6 prefix "
+                                      "(::1.2.3/96)"},
+    {"action=accept dst6=fd00:g::/64", "rule 0003: dst6: bad IPv6 prefix "
+                                       "(fd00:g::/64)"},
+    {"action=accept dst6=fd0g::/64", "rule 0003: dst6: bad IPv6 prefix "
+                                     "(fd0g::/64)"},
+    {"action=accept dst6=1:2:3:4:5:6:7:/64", "rule 0003: dst6: bad IPv6 "
+                                             "prefix (1:2:3:4:5:6:7:/64)"},
+    {"action=accept dst6=1:2:3:4:5:6:7:8:9", "rule 0003: dst6: bad IPv6 "
+                                             "prefix (1:2:3:4:5:6:7:8:9)"},
+    {"action=accept dst6=1:2:3:4:5:6:7", "rule 0003: dst6: bad IPv6 prefix "
+                                         "(1:2:3:4:5:6:7)"},
     {"action=accept dsthost=", "rule 0003: dsthost: bad host name ()"},
     {"action=accept dsthost=a..b", "rule 0003: dsthost: bad host name "
                                    "(a..b)"},
@@ -1007,6 +1021,12 @@ TEST(reason_is_sanitised)
     static char huge[5000];
     memset(huge, ' ', sizeof huge);
     memcpy(huge, "action=accept", 13);
+    huge[sizeof huge - 1] = '\0';
+    CHECK(compile1(rs, huge) < 0);
+    CHECK(strcmp(why, "rule 0000: longer than 1024 chars") == 0);
+    /* one token running past the limit */
+    memset(huge, 'y', sizeof huge);
+    memcpy(huge, "action=accept dsthost=", 22);
     huge[sizeof huge - 1] = '\0';
     CHECK(compile1(rs, huge) < 0);
     CHECK(strcmp(why, "rule 0000: longer than 1024 chars") == 0);
