@@ -7,11 +7,15 @@
  * cannot starve another:
  *
  *   - a datagram is at most 65535 bytes, header included;
- *   - each link has a fixed byte budget (frag_init), spent in blocks of
- *     FRAG_BLOCK bytes of payload; when a new fragment does not fit, the
- *     oldest incomplete datagram of that link is evicted (FRAG_NO_MEM);
- *   - at most FRAG_MAX_DGRAMS datagrams in progress per link, and
- *     FRAG_MAX_FRAGS stored fragments per datagram;
+ *   - payload is kept in blocks of FRAG_BLOCK bytes from one pool shared
+ *     by all links (its size fixed at init), and each link may hold at
+ *     most link_cap bytes of it: memory does not grow with the number of
+ *     clients, and no link can take the pool. When a new fragment does not
+ *     fit, the oldest incomplete datagram of the same link is evicted if
+ *     the link is at its cap, else the oldest in the pool (FRAG_NO_MEM);
+ *   - at most FRAG_MAX_DGRAMS datagrams in progress per link (and a pool
+ *     of datagram slots, one per 4 KiB of pool), and FRAG_MAX_FRAGS stored
+ *     fragments per datagram;
  *   - a datagram not complete FRAG_TIMEOUT_NS after its first fragment is
  *     dropped (FRAG_TIMEOUT).
  *
@@ -37,8 +41,10 @@
 #define FRAG_MAX_DGRAMS 16 /* datagrams in progress per link */
 #define FRAG_MAX_FRAGS 64  /* stored fragments per datagram */
 #define FRAG_BLOCK 128     /* payload storage granule, bytes */
-#define FRAG_MIN_LINK_BYTES (FRAG_BLOCK * 8) /* smaller budgets round up */
-#define FRAG_MAX_LINK_BYTES (4u << 20)       /* larger budgets are cut */
+#define FRAG_MIN_LINK_BYTES (FRAG_BLOCK * 8) /* smaller caps round up */
+#define FRAG_MAX_LINK_BYTES (4u << 20)       /* larger caps are cut */
+#define FRAG_MAX_POOL_BYTES (8u << 20)       /* larger pools are cut */
+#define FRAG_DEFAULT_POOL_BYTES (1u << 20)
 
 /* frag_input() results */
 enum frag_result {
@@ -50,17 +56,25 @@ enum frag_result {
 struct frag; /* opaque; lives in the caller's memory */
 
 /*
- * Bytes frag_init() needs for nlinks links of bytes_per_link each
- * (payload budget; bookkeeping is added on top). Includes the one 64 KiB
- * buffer completed datagrams are assembled into.
+ * Bytes frag_pool_init() needs: a payload pool of pool_bytes shared by
+ * nlinks links, each capped at link_cap bytes of it (pool_bytes is raised
+ * to link_cap if smaller and cut at FRAG_MAX_POOL_BYTES), plus bookkeeping
+ * and the one 64 KiB buffer completed datagrams are assembled into.
  */
-size_t frag_mem_size(unsigned nlinks, uint32_t bytes_per_link);
+size_t frag_pool_mem_size(unsigned nlinks, uint32_t pool_bytes,
+                          uint32_t link_cap);
 
 /*
- * Build the tables in f (frag_mem_size() bytes, 16-byte aligned). Links
- * are numbered 0..nlinks-1 (the caller's link numbers: the uplink is 0).
- * bytes_per_link must be the value given to frag_mem_size().
+ * Build the tables in f (frag_pool_mem_size() bytes, 16-byte aligned).
+ * Links are numbered 0..nlinks-1 (the caller's link numbers: the uplink is
+ * 0). Arguments as given to frag_pool_mem_size().
  */
+void frag_pool_init(struct frag *f, unsigned nlinks, uint32_t pool_bytes,
+                    uint32_t link_cap);
+
+/* The same with a pool of nlinks * bytes_per_link (capped): each link can
+ * use its whole budget at once. Mostly for tests. */
+size_t frag_mem_size(unsigned nlinks, uint32_t bytes_per_link);
 void frag_init(struct frag *f, unsigned nlinks, uint32_t bytes_per_link);
 
 /*
@@ -105,10 +119,13 @@ uint64_t frag_next_deadline(const struct frag *f);
 /* Forget every datagram of a link (client detached). Not counted. */
 void frag_flush_link(struct frag *f, unsigned link);
 
-/* Bytes of payload budget in use on a link (blocks * FRAG_BLOCK), and the
- * number of datagrams in progress. For stats and tests. */
+/* Bytes of pool a link holds (blocks * FRAG_BLOCK), and its number of
+ * datagrams in progress. For stats and tests. */
 uint32_t frag_link_used(const struct frag *f, unsigned link);
 unsigned frag_link_pending(const struct frag *f, unsigned link);
+
+/* Bytes of the pool in use, all links. */
+uint32_t frag_pool_used(const struct frag *f);
 
 /*
  * Refragmentation: cut one IPv4 packet into fragments of at most `mtu`

@@ -85,7 +85,8 @@ static void fw_layout(const struct qw_config *c, struct fw_layout *l)
     l->ct = off;
     off += align16(ct_mem_size(c->nat_table_size));
     l->frag = off;
-    off += align16(frag_mem_size(nlinks, c->frag_link_bytes));
+    off += align16(frag_pool_mem_size(nlinks, FRAG_DEFAULT_POOL_BYTES,
+                                      c->frag_link_bytes));
     /* Paths and values: rules keys average well under 96 bytes. */
     l->qdb_bytes = (size_t)c->qdb_max_entries * 96;
     l->qdb = off;
@@ -405,7 +406,8 @@ struct qw *qw_create(void *mem, size_t size, const struct qw_config *cfg,
     if (fw->ct == NULL)
         return NULL;
     fw->frag = (struct frag *)(base + l.frag);
-    frag_init(fw->frag, fw->nlinks, c.frag_link_bytes);
+    frag_pool_init(fw->frag, fw->nlinks, FRAG_DEFAULT_POOL_BYTES,
+                   c.frag_link_bytes);
     frag_set_drop_hook(fw->frag, frag_dropped, fw);
     fw->qdb = (struct qdb *)(base + l.qdb);
     fw_qdb_init(fw, c.qdb_max_entries, l.qdb_bytes);

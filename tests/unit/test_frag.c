@@ -754,15 +754,73 @@ TEST(refragment_edge_cases)
     }
 }
 
+/* Pool smaller than the sum of the caps: when it runs out, the oldest
+ * datagram of any link gives way; a link at its cap evicts its own. */
+TEST(shared_pool)
+{
+    uint8_t p[1600];
+    struct hook_log h;
+    size_t sz = frag_pool_mem_size(4, 8192, 4096);
+    struct frag *f = aligned_alloc(16, (sz + 15) & ~(size_t)15);
+    const uint8_t *out;
+    size_t outlen, n;
+    enum qw_drop why;
+
+    memset(&h, 0, sizeof(h));
+    frag_pool_init(f, 4, 8192, 4096); /* 64 blocks, 32 per link */
+    frag_set_drop_hook(f, hook, &h);
+    fill_pattern();
+    /* link 1: two datagrams of 12 blocks; link 2: two more */
+    for (unsigned i = 0; i < 4; i++) {
+        n = mkfrag(p, (uint16_t)(300 + i), 0, true, pattern, 1480, NULL, 0);
+        CHECK_EQ(feed(f, 1 + i / 2, p, n, i, &out, &outlen, &why),
+                 FRAG_PENDING);
+    }
+    CHECK_EQ(frag_pool_used(f), 48 * FRAG_BLOCK);
+    CHECK_EQ(h.calls, 0);
+    /* link 3 takes the last 16 blocks, then needs more: link 1's oldest
+     * datagram (id 300) is evicted although link 3 is under its cap */
+    n = mkfrag(p, 310, 0, true, pattern, 1480, NULL, 0);
+    CHECK_EQ(feed(f, 3, p, n, 10, &out, &outlen, &why), FRAG_PENDING);
+    CHECK_EQ(h.calls, 0);
+    n = mkfrag(p, 311, 0, true, pattern, 1480, NULL, 0);
+    CHECK_EQ(feed(f, 3, p, n, 11, &out, &outlen, &why), FRAG_PENDING);
+    CHECK_EQ(h.calls, 1);
+    CHECK_EQ(h.link, 1);
+    CHECK_EQ(h.last, QW_DROP_FRAG_NO_MEM);
+    CHECK_EQ(frag_link_pending(f, 1), 1);
+    CHECK_EQ(frag_pool_used(f), 60 * FRAG_BLOCK);
+    /* link 3 at its cap (24 + 12 > 32) evicts its own oldest, not others */
+    n = mkfrag(p, 312, 0, true, pattern, 1480, NULL, 0);
+    CHECK_EQ(feed(f, 3, p, n, 12, &out, &outlen, &why), FRAG_PENDING);
+    CHECK_EQ(h.calls, 2);
+    CHECK_EQ(h.link, 3);
+    CHECK_EQ(frag_link_used(f, 3), 24 * FRAG_BLOCK);
+    CHECK_EQ(frag_link_pending(f, 2), 2);
+    /* everything returns to the pool */
+    for (unsigned l = 0; l < 4; l++)
+        frag_flush_link(f, l);
+    CHECK_EQ(frag_pool_used(f), 0);
+    CHECK_EQ(frag_next_deadline(f), UINT64_MAX);
+    free(f);
+}
+
 TEST(memory_figures)
 {
     size_t one = frag_mem_size(1, 256 * 1024);
     size_t two = frag_mem_size(2, 256 * 1024);
+    size_t dflt = frag_pool_mem_size(65, FRAG_DEFAULT_POOL_BYTES, 256 * 1024);
+    size_t more = frag_pool_mem_size(66, FRAG_DEFAULT_POOL_BYTES, 256 * 1024);
 
-    printf("  frag: %zu bytes fixed, %zu per link of 256 KiB\n",
+    printf("  frag: per-link pools: %zu fixed + %zu per link of 256 KiB\n",
            one - (two - one), two - one);
+    printf("  frag: 65 links, 1 MiB pool, 256 KiB cap: %zu bytes; "
+           "+%zu per extra link\n",
+           dflt, more - dflt);
     CHECK(two - one >= 256 * 1024);
     CHECK(two - one < 256 * 1024 + 32 * 1024);
+    CHECK(dflt < 2 * 1024 * 1024);
+    CHECK(more - dflt <= 32);
 }
 
 int main(void)
@@ -787,6 +845,7 @@ int main(void)
     RUN(refragment_copies_only_copied_options);
     RUN(refragment_malformed_options_stop_copy);
     RUN(refragment_edge_cases);
+    RUN(shared_pool);
     RUN(memory_figures);
     return test_summary();
 }
