@@ -118,6 +118,7 @@ def main(raw, out):
         if isinstance(v, float) and not k.startswith("ratio") and "gbps" not in k:
             v = int(v)
         lines.append("%s: %s" % (k, "n/a" if v is None else v))
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     open(out, "w").write("\n".join(lines) + "\n")
 
 

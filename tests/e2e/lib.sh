@@ -1,10 +1,11 @@
 # lib.sh: helpers for end-to-end scenarios (sourced by run.sh; bash).
 #
-# The topology is hosted/topo.sh with prefix qwe-: clients c1 10.137.0.10
-# and c2 10.137.0.11, the firewall 10.137.0.2, the uplink 10.137.0.1 with
-# servers on 10.139.0.10 (web :80 :8080, echo :7 tcp/udp, whoami :9000
-# tcp ("addr:port") and udp ("addr:port length")), 10.139.0.11 and .12 (web :80) and dnsmasq
-# on 10.139.1.1/.2 (zone .test). See tests/e2e/README.md.
+# The topology is hosted/topo.sh with prefix $TOPO_P (qwe- by default):
+# clients c1 10.137.0.10 and c2 10.137.0.11, the firewall 10.137.0.2, the
+# uplink 10.137.0.1 with servers on 10.139.0.10 (web :80 :8080, echo :7
+# tcp/udp, whoami :9000 tcp "addr:port" and udp "addr:port length"),
+# 10.139.0.11 and .12 (web :80) and dnsmasq on 10.139.1.1/.2 (zone .test).
+# See tests/e2e/README.md.
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 C1=10.137.0.10
@@ -12,16 +13,16 @@ C2=10.137.0.11
 WEB=$TOPO_WEB_IP
 FWIP=$TOPO_FW_IP
 
-c1() { ip netns exec qwe-c1 "$@"; }
-c2() { ip netns exec qwe-c2 "$@"; }
-up() { ip netns exec qwe-up "$@"; }
-inns() { local n=$1; shift; ip netns exec "qwe-$n" "$@"; }
+c1() { ip netns exec "${TOPO_P}c1" "$@"; }
+c2() { ip netns exec "${TOPO_P}c2" "$@"; }
+up() { ip netns exec "${TOPO_P}up" "$@"; }
+inns() { local n=$1; shift; ip netns exec "${TOPO_P}$n" "$@"; }
 
 # probe NS tcp|udp HOST PORT [opts]: one word of outcome (see probe.py)
 probe() {
     local ns=$1
     shift
-    ip netns exec "qwe-$ns" python3 "$E2E_DIR/probe.py" "$@"
+    ip netns exec "${TOPO_P}$ns" python3 "$E2E_DIR/probe.py" "$@"
 }
 
 # rules IP < file: load a client's rules the way dom0 does (rm, writes,

@@ -7,7 +7,8 @@
 # register, each after the firewall is checked alive (and restarted if a
 # previous one killed it, which counts as that one's failure). Closing
 # line: "N passed, N failed". E2E_ONLY=regex runs a subset; E2E_KEEP=1
-# keeps the run directory (logs, pcaps) for inspection.
+# keeps the run directory (logs, pcaps) for inspection; E2E_PREFIX
+# (default qwe-) names the namespaces, so two suites can run at once.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
@@ -25,7 +26,7 @@ for t in ip ethtool dnsmasq python3 socat curl dig ping traceroute nc; do
 done
 
 . hosted/topo.sh
-topo_init qwe- "$RUN" "$B"
+topo_init "${E2E_PREFIX:-qwe-}" "$RUN" "$B"
 . tests/e2e/lib.sh
 
 cleanup() {

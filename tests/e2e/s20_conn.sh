@@ -86,7 +86,7 @@ e2e_add conn_icmp_errors_natted "ICMP errors for a NATed flow are translated bac
 
 conn_uplink_new() {
     accept_all $C1
-    ip -n qwe-up route add $C1/32 via $FWIP dev eth0 2>/dev/null
+    ip -n ${TOPO_P}up route add $C1/32 via $FWIP dev eth0 2>/dev/null
     c1 python3 -u "$E2E_DIR/probe.py" sink tcp 0.0.0.0 5555 4 \
         >"$TOPO_RUN/sink.tcp" 2>&1 &
     local sp=$!
@@ -106,6 +106,6 @@ conn_uplink_new() {
         "the client saw no UDP datagram"
     expect_ge 1 "$(counter uplink new_connection_from_uplink)" \
         "counted on the uplink"
-    ip -n qwe-up route del $C1/32 2>/dev/null
+    ip -n ${TOPO_P}up route del $C1/32 2>/dev/null
 }
 e2e_add conn_uplink_new "new connections from the uplink are dropped"

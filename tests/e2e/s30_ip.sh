@@ -47,8 +47,8 @@ e2e_add ip_ttl "TTL expiry answered with time-exceeded (traceroute)"
 ip_df_too_big() {
     accept_all $C1
     # A client link with a larger MTU than the uplink's 1500.
-    ip -n qwe-c1 link set eth0 mtu 1600
-    ip -n qwe-fw link set vif-c1 mtu 1600
+    ip -n ${TOPO_P}c1 link set eth0 mtu 1600
+    ip -n ${TOPO_P}fw link set vif-c1 mtu 1600
     local out
     out=$(c1 ping -M do -s 1560 -c2 -i0.3 -W1 $WEB 2>&1)
     expect_match "*mtu*1500*" "$out" \
@@ -56,8 +56,8 @@ ip_df_too_big() {
     out=$(probe c1 udp $WEB 9000 --size 1560)
     expect_match "open 10.137.0.2:* 1560" "$out" \
         "the same size without DF is fragmented and delivered"
-    ip -n qwe-fw link set vif-c1 mtu 1500
-    ip -n qwe-c1 link set eth0 mtu 1500
+    ip -n ${TOPO_P}fw link set vif-c1 mtu 1500
+    ip -n ${TOPO_P}c1 link set eth0 mtu 1500
     c1 ip route flush cache 2>/dev/null
 }
 e2e_add ip_df_too_big "DF and too big: ICMP fragmentation-needed"

@@ -22,7 +22,7 @@ clients_spoof() {
         >"$TOPO_RUN/sink.spoof" 2>&1 &
     local sp=$!
     sleep 0.3
-    ip -n qwe-c1 addr add 10.137.0.99/32 dev eth0
+    ip -n ${TOPO_P}c1 addr add 10.137.0.99/32 dev eth0
     c1 python3 -c "
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -33,7 +33,7 @@ s2.bind(('$C1', 0))
 s2.sendto(b'real', ('$WEB', 5558))
 "
     wait $sp
-    ip -n qwe-c1 addr del 10.137.0.99/32 dev eth0
+    ip -n ${TOPO_P}c1 addr del 10.137.0.99/32 dev eth0
     expect 1 "$(grep -vc listening "$TOPO_RUN/sink.spoof")" \
         "uplink got only the datagram with the real source"
     expect_ge 5 "$(counter c1 spoofed_source_from_client)" "spoofed ones counted"
@@ -44,7 +44,7 @@ clients_ipv6() {
     accept_all $C2
     local before after seen
     before=$(counter c2 ipv6)
-    ip netns exec qwe-up python3 "$E2E_DIR/probe.py" sniff eth0 0x86dd 3 \
+    up python3 "$E2E_DIR/probe.py" sniff eth0 0x86dd 3 \
         >"$TOPO_RUN/sniff6" &
     local sp=$!
     sleep 0.3
