@@ -61,3 +61,22 @@ ip_df_too_big() {
     c1 ip route flush cache 2>/dev/null
 }
 e2e_add ip_df_too_big "DF and too big: ICMP fragmentation-needed"
+
+ip_checksum_offload() {
+    accept_all $C1
+    # Client checksum offload on (the default here): the firewall receives
+    # partial checksums (TP_STATUS_CSUMNOTREADY -> QW_FRAME_CSUM_BLANK) and
+    # must complete them; off: full checksums, which it must keep valid.
+    local mode
+    for mode in on off; do
+        c1 ethtool -K eth0 tx $mode >/dev/null 2>&1
+        expect "open HTTP/1.0 200 OK" \
+            "$(probe c1 tcp $WEB 80 --send $'GET / HTTP/1.0\r\n\r\n')" \
+            "tcp with client checksum offload $mode"
+        expect_match "open 10.137.0.2:* 100" "$(probe c1 udp $WEB 9000 --size 100)" \
+            "udp with client checksum offload $mode"
+    done
+    c1 ethtool -K eth0 tx on >/dev/null 2>&1
+    expect 0 "$(counter c1 l4_bad_checksum)" "no checksum drops"
+}
+e2e_add ip_checksum_offload "partial checksums (offload on) and full ones (off)"
