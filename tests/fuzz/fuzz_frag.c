@@ -2,8 +2,9 @@
  * fuzz_frag.c: IPv4 reassembly and refragmentation under arbitrary
  * fragment sequences.
  *
- * The input is a list of 8-byte operations on a small table (3 links,
- * 4 KiB each, so eviction happens all the time):
+ * The input is a list of 8-byte operations on a small table (3 links
+ * capped at 4 KiB each, sharing a 6 KiB pool, so both kinds of eviction
+ * happen all the time):
  *
  *   op & 3 == 0..1  a fragment: link, id (0..3), offset, length, MF,
  *                   optional header options; its payload is a fixed
@@ -29,6 +30,7 @@
 
 #define NLINKS 3
 #define BUDGET 4096
+#define POOL 6144
 
 static struct frag *tab, *tab2;
 static size_t tab_size, tab2_size;
@@ -135,13 +137,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t i = 0;
 
     if (tab == NULL) {
-        tab_size = frag_mem_size(NLINKS, BUDGET);
+        tab_size = frag_pool_mem_size(NLINKS, POOL, BUDGET);
         tab = aligned_alloc(16, (tab_size + 15) & ~(size_t)15);
         tab2_size = frag_mem_size(1, 80 * 1024);
         tab2 = aligned_alloc(16, (tab2_size + 15) & ~(size_t)15);
         frag_init(tab2, 1, 80 * 1024);
     }
-    frag_init(tab, NLINKS, BUDGET);
+    frag_pool_init(tab, NLINKS, POOL, BUDGET);
     frag_set_drop_hook(tab, hook, NULL);
 
     while (i + 8 <= size) {
@@ -196,10 +198,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (r == FRAG_DROP && why == QW_DROP_NONE) {
             abort();
         }
-        for (unsigned l = 0; l < NLINKS; l++)
+        uint32_t sum = 0;
+        for (unsigned l = 0; l < NLINKS; l++) {
             if (frag_link_used(tab, l) > BUDGET ||
                 frag_link_pending(tab, l) > FRAG_MAX_DGRAMS)
                 abort();
+            sum += frag_link_used(tab, l);
+        }
+        if (sum != frag_pool_used(tab) || sum > POOL)
+            abort();
     }
 
     /* Everything times out, and the budget comes back in full. */
@@ -207,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned l = 0; l < NLINKS; l++)
         if (frag_link_used(tab, l) != 0 || frag_link_pending(tab, l) != 0)
             abort();
-    if (frag_next_deadline(tab) != UINT64_MAX)
+    if (frag_next_deadline(tab) != UINT64_MAX || frag_pool_used(tab) != 0)
         abort();
     for (unsigned l = 0; l < NLINKS; l++)
         frag_flush_link(tab, l);
