@@ -10,6 +10,7 @@
 
 static struct clock_timer *clock_armed[CLOCK_TIMERS];
 static uint64_t clock_virqs;
+static long clock_last_rc;
 
 static void clock_virq(uint32_t port, void *arg)
 {
@@ -18,11 +19,24 @@ static void clock_virq(uint32_t port, void *arg)
     clock_virqs++; /* expired timers run from the main loop */
 }
 
+static int clock_port = -1;
+
 int clock_init(void)
 {
     int port = evtchn_bind_virq(VIRQ_TIMER, clock_virq, NULL);
 
+    clock_port = port;
     return port < 0 ? port : 0;
+}
+
+int clock_virq_port(void)
+{
+    return clock_port;
+}
+
+long clock_program_rc(void)
+{
+    return clock_last_rc;
 }
 
 uint64_t clock_virq_count(void)
@@ -132,11 +146,22 @@ uint64_t clock_run(uint64_t now)
     return next;
 }
 
+uint64_t clock_next(void)
+{
+    uint64_t next = UINT64_MAX;
+
+    for (unsigned i = 0; i < CLOCK_TIMERS; i++) {
+        if (clock_armed[i] != NULL && clock_armed[i]->deadline < next)
+            next = clock_armed[i]->deadline;
+    }
+    return next;
+}
+
 void clock_program(uint64_t deadline)
 {
     /* 0 would cancel; UINT64_MAX: no timer needed. */
     if (deadline == UINT64_MAX)
-        hv_set_timer_op(0);
+        clock_last_rc = hv_set_timer_op(0);
     else
-        hv_set_timer_op(deadline == 0 ? 1 : deadline);
+        clock_last_rc = hv_set_timer_op(deadline == 0 ? 1 : deadline);
 }

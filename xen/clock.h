@@ -42,9 +42,15 @@ void clock_timer_cancel(struct clock_timer *t);
  * UINT64_MAX. */
 uint64_t clock_run(uint64_t now);
 
+/* Earliest armed deadline, UINT64_MAX if none. */
+uint64_t clock_next(void);
+
 /* Program Xen's single-shot timer (VIRQ_TIMER) for `deadline`. */
 void clock_program(uint64_t deadline);
 
 uint64_t clock_virq_count(void);
+int clock_virq_port(void);
+/* Result of the last set_timer_op (0 = ok). */
+long clock_program_rc(void);
 
 #endif /* QW_XEN_CLOCK_H */

@@ -35,6 +35,7 @@ static struct cpu_idt_entry cpu_idt[256] __attribute__((aligned(16)));
 static volatile uint32_t *cpu_lapic;
 static bool cpu_rdrand;
 static uint64_t cpu_mix;
+static uint64_t cpu_upcalls;
 
 extern char cpu_trap_0[], cpu_trap_1[], cpu_trap_2[], cpu_trap_3[];
 extern char cpu_trap_4[], cpu_trap_5[], cpu_trap_6[], cpu_trap_7[];
@@ -122,8 +123,14 @@ void cpu_init_lapic(void)
     cpu_lapic[APIC_SVR / 4] = APIC_SVR_ENABLE | CPU_SPURIOUS_VECTOR;
 }
 
+uint64_t cpu_upcall_count(void)
+{
+    return cpu_upcalls;
+}
+
 void cpu_upcall(void)
 {
+    cpu_upcalls++;
     evtchn_upcall_ack();
     if (cpu_lapic != NULL)
         cpu_lapic[APIC_EOI / 4] = 0;

@@ -39,6 +39,9 @@ void cpu_init_lapic(void);
  * does the work). */
 void cpu_upcall(void);
 
+/* Upcall interrupts taken so far. */
+uint64_t cpu_upcall_count(void);
+
 /* Called by the exception stubs; reports and never returns. */
 void cpu_trap(struct cpu_frame *f) __attribute__((noreturn));
 

@@ -173,11 +173,14 @@ bool evtchn_pending(void)
 }
 
 /* Move Xen's pending ports into evtchn_ready, masking each. */
-static void evtchn_collect(void)
+void evtchn_collect(void)
 {
-    struct vcpu_info *v = &evtchn_si->vcpu_info[0];
+    struct vcpu_info *v;
     uint64_t sel;
 
+    if (evtchn_si == NULL)
+        return;
+    v = &evtchn_si->vcpu_info[0];
     v->evtchn_upcall_pending = 0;
     hv_mb();
     sel = __atomic_exchange_n(&v->evtchn_pending_sel, 0, __ATOMIC_SEQ_CST);
@@ -203,6 +206,18 @@ static void evtchn_collect(void)
                 evtchn_spurious++; /* stays masked: nobody owns it */
         }
     }
+}
+
+bool evtchn_take(uint32_t port)
+{
+    uint64_t bit = 1ull << (port % 64);
+
+    if (port >= EVTCHN_PORTS || !(evtchn_ready[port / 64] & bit))
+        return false;
+    evtchn_ready[port / 64] &= ~bit;
+    if (evtchn_table[port].fn != NULL)
+        evtchn_unmask(port);
+    return true;
 }
 
 unsigned evtchn_poll(void)

@@ -46,6 +46,14 @@ void evtchn_close(uint32_t port);
 /* Run the handlers of every pending port; returns how many ran. */
 unsigned evtchn_poll(void);
 
+/* Collect pending ports into the ready set without running handlers
+ * (for code that waits for one port, e.g. a xenstore reply). */
+void evtchn_collect(void);
+
+/* If `port` is in the ready set, remove it and unmask it; true if it was.
+ * The waiter then handles the port itself. */
+bool evtchn_take(uint32_t port);
+
 /* True if an event is pending that evtchn_poll() has not seen yet. Reads
  * state that the interrupt path does not clear. */
 bool evtchn_pending(void);

@@ -97,7 +97,7 @@ check memory-map grep -qE 'boot: memory map 0: .* type 1' "$con/guest-qwall.log"
 check mm-report grep -qE 'mm: .* pages free' "$con/guest-qwall.log"
 check cmdline grep -qE 'cmdline: ipv4 10.137.0.5 gw 10.137.0.1 dns 10.139.1.1 10.139.1.2 nat 2000 .*drop-silently 1 .*unknown 5' "$con/guest-qwall.log"
 check domid-name grep -qE "xs: domid $domid name qwall" "$con/guest-qwall.log"
-if wait_log qwall 'timer: test timer fired' 5000; then
+if wait_log qwall 'timer: test timer fired 10 times every 100 ms, 0 early, .*VIRQ_TIMER events [1-9]' 8000; then
     pass timer "$(grep -m1 -oE 'timer: test timer fired.*' "$con/guest-qwall.log")"
 else
     fail timer "no timer line"
@@ -111,6 +111,20 @@ if wait_log qwall "watch: data/qwt-ping = $val" 5000; then
 else
     fail watch "guest did not report data/qwt-ping = $val"
 fi
+
+check unwatch grep -q 'watch: unwatched data/qwt-ping (2 watches left)' "$con/guest-qwall.log"
+xenstore-write "/local/domain/$domid/data/qwt-ping" "after-unwatch"
+sleep 1
+if grep -q 'after-unwatch' "$con/guest-qwall.log"; then
+    fail no-event-after-unwatch "guest still reports data/qwt-ping"
+else
+    pass no-event-after-unwatch "write after unwatch not reported"
+fi
+check transaction grep -q 'xs: transaction commit ok, abort ok' "$con/guest-qwall.log"
+check transaction-dom0-view [ "$(xenstore-read /local/domain/$domid/data/qwt-tx)" = committed ]
+check directory grep -qE 'xs: directory control: [0-9]+ entries \(.*feature-poweroff' "$con/guest-qwall.log"
+check error-mapping grep -q 'xs: write outside our tree gives -13 (EACCES is -13)' "$con/guest-qwall.log"
+check feature-poweroff [ "$(xenstore-read /local/domain/$domid/control/feature-poweroff)" = 1 ]
 
 # Grant round trip with dom0 (gnthelper maps the guest's grant, shares
 # two pages back; the guest grant-copies in and out).
