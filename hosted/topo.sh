@@ -214,8 +214,8 @@ topo_start_qdb() { # DBFILE
 
 qctl() { "$TOPO_B/qdb-dom0" ctl "$TOPO_RUN/qdb.ctl" "$@"; }
 
-topo_start_fw() { # [qwall-hosted options...]
-    topo_bg qwall $TOPO_FW "$TOPO_B/qwall-hosted" --uplink up0 \
+topo_start_fw() { # [qwall-hosted options...]; TOPO_FW_BIN overrides
+    topo_bg qwall $TOPO_FW "${TOPO_FW_BIN:-$TOPO_B/qwall-hosted}" --uplink up0 \
         --qdb "$TOPO_RUN/qdb.sock" --stats "$TOPO_RUN/stats" "$@"
     qctl wait-synced 10 >/dev/null
 }

@@ -176,6 +176,12 @@ case $out in
 *) note "disp: name-based accept not effective yet ($out): dsthost needs the DNS client work" ;;
 esac
 
+out=$(disp ping -c1 -W2 10.139.0.10 2>&1 | grep -m1 -o 'From .*')
+case $out in
+*"Packet filtered"*) ok "disp: ping 10.139.0.10 not allowed, the client sees the reject: $out" ;;
+*) bad "disp: ping should be rejected with ICMP: $out" ;;
+esac
+
 out=$(disp curl -sS -m3 http://10.139.0.11/ 2>&1)
 case $out in
 *"Couldn't connect"* | *"No route"*) ok "disp: 10.139.0.11 rejected (policy drop)" ;;
