@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -952,13 +953,15 @@ static int setup_core(struct hosted *h)
     void *mem;
 
     size = (size + 4095) & ~(size_t)4095;
-    mem = aligned_alloc(4096, size);
-    if (!mem)
+    /* Fresh anonymous pages are zero and cost no memory until the core
+     * touches them, so RSS shows what the tables really use. */
+    mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+               -1, 0);
+    if (mem == MAP_FAILED)
         return -1;
-    memset(mem, 0, size);
     h->fw = qw_create(mem, size, &h->cfg, &plat);
     if (!h->fw) {
-        free(mem);
+        munmap(mem, size);
         return -1;
     }
     hlog(h, QW_LOG_INFO, "hosted: core ready (%zu KiB)", size / 1024);

@@ -162,10 +162,16 @@ stop_cfg() {
     esac
 }
 
-emit() { # TEST VALUE [CPU%]
-    printf '{"cfg":"%s","offload":"%s","run":%d,"test":"%s","value":%s,"cpu":%s,"load":"%s"}\n' \
-        "$CFG" "$OFF" "$R" "$1" "${2:-null}" "${3:-null}" \
+emit() { # TEST VALUE [CPU% [NS_PER_FRAME]]
+    printf '{"cfg":"%s","offload":"%s","run":%d,"test":"%s","value":%s,"cpu":%s,"nspf":%s,"load":"%s"}\n' \
+        "$CFG" "$OFF" "$R" "$1" "${2:-null}" "${3:-null}" "${4:-null}" \
         "$(cut -d' ' -f1 /proc/loadavg)" >>"$RAW"
+}
+
+# Frames the firewall side put on its two interfaces (both directions).
+fw_tx_frames() {
+    ip netns exec $F cat /sys/class/net/vif-c1/statistics/tx_packets \
+        /sys/class/net/up0/statistics/tx_packets | awk '{n += $1} END {print n}'
 }
 
 cpu_ticks() { # PID: utime+stime
@@ -173,15 +179,21 @@ cpu_ticks() { # PID: utime+stime
 }
 
 iperf() { # TEST ARGS...
-    local test=$1 t0 t1 c0 c1 cpu v
+    local test=$1 t0 t1 c0 c1 cpu v f0 f1 nspf
     shift
     c0=$(cpu_ticks "$FWPID")
+    f0=$(fw_tx_frames)
     t0=$(date +%s.%N)
     ip netns exec $C iperf3 -c $SRV -t "$SECS" -J "$@" >"$RUN/iperf.json" 2>&1
     t1=$(date +%s.%N)
     c1=$(cpu_ticks "$FWPID")
+    f1=$(fw_tx_frames)
     cpu=null
-    [ -n "$FWPID" ] && cpu=$(python3 -c "print(round(($c1-$c0)/$(getconf CLK_TCK)/($t1-$t0)*100,1))")
+    nspf=null
+    if [ -n "$FWPID" ]; then
+        cpu=$(python3 -c "print(round(($c1-$c0)/$(getconf CLK_TCK)/($t1-$t0)*100,1))")
+        nspf=$(python3 -c "print(int(($c1-$c0)/$(getconf CLK_TCK)*1e9/max(1,$f1-$f0)))")
+    fi
     v=$(python3 - "$RUN/iperf.json" "$test" <<'PY'
 import json, sys
 try:
@@ -196,8 +208,8 @@ except Exception:
     print("null")
 PY
 )
-    emit "$test" "$v" "$cpu"
-    echo "    $test: $v (fw cpu $cpu %)"
+    emit "$test" "$v" "$cpu" "$nspf"
+    echo "    $test: $v (fw cpu $cpu %, $nspf ns/frame)"
 }
 
 ping_rtt() {

@@ -17,8 +17,8 @@ CFGS = [("qwall", "qwall-hosted (rules, NAT, conntrack)"),
 
 
 def med(rows, cfg, off, test, key="value"):
-    v = [r[key] for r in rows if r["cfg"] == cfg and r["offload"] == off
-         and r["test"] == test and r[key] is not None]
+    v = [r.get(key) for r in rows if r["cfg"] == cfg and r["offload"] == off
+         and r["test"] == test and r.get(key) is not None]
     return statistics.median(v) if v else None
 
 
@@ -64,21 +64,30 @@ def main(raw, out):
              " DNS, 80/443, 8000-8100, udp 123, iperf3 ports), policy drop;"
              " nftables gets the same rules in Linux sys-firewall's shape"
              " (bench/hosted/fw.nft). UDP pps = datagrams the server received"
-             " per second (sender at full rate).",
+             " per second (sender at full rate). fw CPU = the forwarding"
+             " process's user+system time (the kernel path has none to"
+             " show); ns per frame = that CPU time / frames the firewall"
+             " side transmitted (both directions), the figure least"
+             " disturbed by other load.",
              ""]
     for off in offs:
         lines.append("## Offloads %s" % off)
         lines.append("")
         lines.append("| configuration | " + " | ".join(t[1] for t in TESTS) +
-                     " | fw CPU % tcp1 / udp64 |")
-        lines.append("|---" * (len(TESTS) + 2) + "|")
+                     " | fw CPU % tcp1 / udp64 | fw ns per frame tcp1 / udp64 |")
+        lines.append("|---" * (len(TESTS) + 3) + "|")
         for cfg, name in CFGS:
             cells = [fmt(med(rows, cfg, off, t), t) for t, _ in TESTS]
             c1 = med(rows, cfg, off, "tcp1", "cpu")
             c2 = med(rows, cfg, off, "udp64", "cpu")
             cpu = "%s / %s" % ("-" if c1 is None else "%.0f" % c1,
                                "-" if c2 is None else "%.0f" % c2)
-            lines.append("| %s | %s | %s |" % (name, " | ".join(cells), cpu))
+            n1 = med(rows, cfg, off, "tcp1", "nspf")
+            n2 = med(rows, cfg, off, "udp64", "nspf")
+            nspf = "%s / %s" % ("-" if n1 is None else "%d" % n1,
+                                "-" if n2 is None else "%d" % n2)
+            lines.append("| %s | %s | %s | %s |" % (name, " | ".join(cells),
+                                                  cpu, nspf))
         lines.append("")
         lines.append("Spread (min-max over runs):")
         lines.append("")
@@ -110,6 +119,9 @@ def main(raw, out):
                                         key["tcp1_gbps_nftables"])
     key["ratio_qwall_null_udp64"] = ratio(key["udp64_pps_qwall"],
                                           key["udp64_pps_null"])
+    key["ratio_qwall_null_cost_udp64"] = ratio(
+        med(rows, "null", off, "udp64", "nspf"),
+        med(rows, "qwall", off, "udp64", "nspf"))
     rss = [r["value"] for r in rows if r["test"] == "peak_rss_kib"]
     key["peak_rss_kib_qwall"] = max(rss) if rss else None
     lines.append("## Key figures (offloads %s; ratios on TCP x1 unless named)" % off)

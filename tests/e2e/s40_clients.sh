@@ -42,6 +42,11 @@ e2e_add clients_spoof "spoofed source from a client dropped"
 
 clients_ipv6() {
     accept_all $C2
+    # c2's IPv6 rule tree (dom0 writes one per address family).
+    rules fd09:24ef:4179::a89:b <<R
+action=accept dst6=fd09:24ef:4179::/48
+action=accept proto=udp dstports=53-53
+R
     local before after seen
     before=$(counter c2 ipv6)
     up python3 "$E2E_DIR/probe.py" sniff eth0 0x86dd 3 \
@@ -60,6 +65,8 @@ for i in range(3): s.sendto(b'v6', ('fd09:24ef:4179::1', 53))
     after=$(counter c2 ipv6)
     expect 0 "$(cat "$TOPO_RUN/sniff6")" "no IPv6 frame reached the uplink"
     expect_ge 3 "$((after - before))" "IPv6 frames dropped and counted"
+    expect_match "open*" "$(probe c2 tcp $WEB 80 --send $'GET / HTTP/1.0\r\n\r\n')" \
+        "an IPv6 rule tree with dst6 rules leaves IPv4 alone"
     c2 ip -6 addr del fd09:24ef:4179::a89:b/128 dev eth0 2>/dev/null
 }
 e2e_add clients_ipv6 "IPv6 dropped and counted"
