@@ -522,6 +522,18 @@ static bool same_set(const uint32_t *a, unsigned na, const uint32_t *b,
     return na == nb && __builtin_memcmp(a, b, na * sizeof *a) == 0;
 }
 
+/* Is every address of the previous set also in the current one? */
+static bool prev_in_cur(const struct entry *e)
+{
+    for (unsigned i = 0, j = 0; i < e->nprev; i++) {
+        while (j < e->ncur && e->cur[j] < e->prev[i])
+            j++; /* both ascending */
+        if (j == e->ncur || e->cur[j] != e->prev[i])
+            return false;
+    }
+    return true;
+}
+
 /* Refresh before the TTL runs out, at 70..80 % of it, so that names
  * resolved together spread out. */
 static uint64_t refresh_at(struct dns *d, uint64_t now, unsigned ttl)
@@ -911,8 +923,10 @@ static void poll_queries(struct dns *d, uint64_t now)
 static void poll_expiry(struct dns *d, struct entry *e, uint64_t now)
 {
     if (e->nprev && e->grace <= now) {
+        bool same = prev_in_cur(e); /* the set only grew: nothing to cut */
         e->nprev = 0;
-        changed(d, e);
+        if (!same)
+            changed(d, e);
     }
     if (e->ncur && e->stale <= now) {
         e->ncur = 0;

@@ -997,6 +997,30 @@ TEST(client_previous_set_grace)
     free(d);
 }
 
+/* A set that only grew: its grace end changes nothing, no changed(). */
+TEST(client_grace_superset)
+{
+    struct dns *d = new_dns(8);
+    uint32_t a1[1] = {0x02020202}, a2[2] = {0x01010101, 0x02020202};
+
+    dns_set_servers(d, PRI, 0);
+    int id = dns_ref(d, "grow.example");
+    dns_poll(d, 0);
+    answer(d, &F.sent[0], 100, a1, 1, 0);
+    uint64_t t = dns_poll(d, 0);
+    dns_poll(d, t);
+    answer(d, &F.sent[1], 100, a2, 2, t);
+    CHECK_EQ(F.changed, 2); /* 0x01010101 now matches */
+    uint64_t t2 = dns_poll(d, t);
+    dns_poll(d, t2);
+    answer(d, &F.sent[2], 100, a2, 2, t2);
+    dns_poll(d, t + 100 * S); /* grace end */
+    CHECK_EQ(F.changed, 2);
+    CHECK_EQ(dns_match(d, id, a2[0]), 1);
+    CHECK_EQ(dns_match(d, id, a2[1]), 1);
+    free(d);
+}
+
 /* NXDOMAIN unresolves at once; lost replies keep the last answer for
  * DNS_STALE_S past its TTL. */
 TEST(client_failure_after_success)
@@ -1440,6 +1464,7 @@ int main(void)
     RUN(client_backoff);
     RUN(client_ttl_clamp_and_refresh);
     RUN(client_previous_set_grace);
+    RUN(client_grace_superset);
     RUN(client_failure_after_success);
     RUN(client_servfail_next_server);
     RUN(client_truncated);
