@@ -861,10 +861,13 @@ enum qw_drop dns_rx(struct dns *d, uint32_t src, uint16_t sport, uint16_t dport,
     struct query *q = NULL;
 
     d->now = now;
+    /* The pipeline may reserve one local port towards two servers: the
+     * attempt is the pair (server, port). */
     for (unsigned i = 0; i < DNS_MAX_INFLIGHT; i++)
-        if (d->q[i].entry >= 0 && d->q[i].port == dport && dport != 0)
+        if (d->q[i].entry >= 0 && d->q[i].port == dport && dport != 0 &&
+            d->q[i].server == src)
             q = &d->q[i];
-    if (!q || q->failed || src != q->server || sport != DNS_PORT) {
+    if (!q || sport != DNS_PORT) {
         d->st.unexpected++;
         return QW_DROP_DNS_UNEXPECTED;
     }

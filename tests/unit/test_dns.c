@@ -648,6 +648,7 @@ static struct fake {
     unsigned nsent;
     uint16_t next_port;
     bool send_fails;
+    uint16_t fixed_port; /* non-zero: every send gets this port */
     unsigned released, changed, logs;
     int last_changed;
     unsigned reserved; /* ports held now */
@@ -670,7 +671,7 @@ static uint16_t f_send(void *ctx, uint32_t server, const uint8_t *p, size_t n,
         return 0;
     struct sent *s = &F.sent[F.nsent++];
     s->server = server;
-    s->port = F.next_port++;
+    s->port = F.fixed_port ? F.fixed_port : F.next_port++;
     if (F.next_port < 1024)
         F.next_port = 1024;
     s->at = now;
@@ -854,6 +855,32 @@ TEST(client_rejects_spoofs)
     dns_get_stats(d, &st);
     CHECK_EQ(st.unexpected, 5);
     CHECK_EQ(st.bad, 2);
+    free(d);
+}
+
+/* One local port reserved towards two servers at once: each reply goes to
+ * the query asked of its sender. */
+TEST(client_same_port_two_servers)
+{
+    struct dns *d = new_dns(8);
+    uint32_t xa = 0x01010101, xb = 0x02020202;
+
+    F.fixed_port = 5000;
+    dns_set_servers(d, PRI, SEC);
+    int a = dns_ref(d, "a.example");
+    dns_poll(d, 0);
+    dns_poll(d, 1 * S); /* a's second attempt: the secondary */
+    int b = dns_ref(d, "b.example");
+    dns_poll(d, 1 * S); /* b's first: the primary, same port */
+    CHECK_EQ(F.nsent, 3);
+    CHECK_EQ(F.sent[1].server, SEC);
+    CHECK_EQ(F.sent[2].server, PRI);
+    CHECK_EQ(F.sent[1].port, F.sent[2].port);
+    CHECK_EQ(answer(d, &F.sent[2], 100, &xb, 1, 1 * S + 1), QW_DROP_NONE);
+    CHECK_EQ(answer(d, &F.sent[1], 100, &xa, 1, 1 * S + 2), QW_DROP_NONE);
+    CHECK_EQ(dns_match(d, a, xa), 1);
+    CHECK_EQ(dns_match(d, b, xb), 1);
+    CHECK_EQ(dns_match(d, a, xb), 0);
     free(d);
 }
 
@@ -1459,6 +1486,7 @@ int main(void)
     RUN(parse_aaaa);
     RUN(client_resolves);
     RUN(client_rejects_spoofs);
+    RUN(client_same_port_two_servers);
     RUN(client_retries_1_2_4);
     RUN(client_single_server);
     RUN(client_backoff);
