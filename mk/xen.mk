@@ -35,29 +35,45 @@ else
 XEN_CORE_OBJS :=
 endif
 
+# Objects depend on the flags they were built with (XEN_WITH_CORE flips
+# a define): the stamp changes only when the flags do.
+XEN_STAMP := $(B)/xen/cflags.stamp
+ifneq ($(filter xen qwall.xen check-xen check,$(MAKECMDGOALS)),)
+$(shell mkdir -p $(B)/xen && echo '$(XEN_CFLAGS) | $(XEN_CORE_CFLAGS)' | \
+    cmp -s - $(XEN_STAMP) || \
+    echo '$(XEN_CFLAGS) | $(XEN_CORE_CFLAGS)' >$(XEN_STAMP))
+endif
+$(XEN_STAMP):
+	@mkdir -p $(dir $@)
+	@echo '$(XEN_CFLAGS) | $(XEN_CORE_CFLAGS)' >$@
+
 $(B)/xen/inc/xen:
 	@mkdir -p $(dir $@)
-	ln -sfn $(XEN_INC_DIR) $@
+	@ln -sfn $(XEN_INC_DIR) $@
 
-$(B)/xen/%.o: %.S | $(B)/xen/inc/xen
+$(B)/xen/%.o: %.S $(XEN_STAMP) | $(B)/xen/inc/xen
 	@mkdir -p $(dir $@)
-	$(CC) $(XEN_CFLAGS) -c $< -o $@
+	@echo "  CC (xen) $<"
+	@$(CC) $(XEN_CFLAGS) -c $< -o $@
 
-$(B)/xen/%.o: %.c | $(B)/xen/inc/xen
+$(B)/xen/%.o: %.c $(XEN_STAMP) | $(B)/xen/inc/xen
 	@mkdir -p $(dir $@)
-	$(CC) $(XEN_CFLAGS) -c $< -o $@
+	@echo "  CC (xen) $<"
+	@$(CC) $(XEN_CFLAGS) -c $< -o $@
 
-$(B)/xen/core-free/%.o: %.c
+$(B)/xen/core-free/%.o: %.c $(XEN_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(XEN_CORE_CFLAGS) $(INC) -c $< -o $@
+	@echo "  CC (xen core) $<"
+	@$(CC) $(XEN_CORE_CFLAGS) $(INC) -c $< -o $@
 
 $(B)/xen/qwall.elf: $(XEN_OBJS) $(XEN_CORE_OBJS) xen/xen.ld
-	$(CC) -nostdlib -static -no-pie -Wl,-T,xen/xen.ld -Wl,--build-id=none \
+	@echo "  LD $@ (core linked: $(XEN_WITH_CORE))"
+	@$(CC) -nostdlib -static -no-pie -Wl,-T,xen/xen.ld -Wl,--build-id=none \
 	    -Wl,-z,max-page-size=4096 -Wl,--gc-sections -Wl,--no-undefined \
 	    -o $@ $(XEN_OBJS) $(XEN_CORE_OBJS) -lgcc
 
 qwall.xen: $(B)/xen/qwall.elf
-	strip -o $@ $<
+	@strip -o $@ $<
 
 .PHONY: xen check-xen
 xen: qwall.xen

@@ -498,6 +498,30 @@ static void main_core_start(void)
 
 /* ---- main loop ------------------------------------------------------ */
 
+/* A wake-up far behind the programmed deadline means a lost timer
+ * interrupt (or a starved host): count it and say so, rate-limited. */
+static uint64_t main_late_wakes;
+
+static void main_check_wake(uint64_t deadline)
+{
+    uint64_t now = clock_now();
+    struct shared_info *si = evtchn_shared_info();
+    int p = clock_virq_port();
+
+    if (deadline == UINT64_MAX || now < deadline + 1000000000ull)
+        return;
+    if (main_late_wakes++ < 5)
+        log_warn("idle: woke %llu ms after the timer deadline (virq port %d "
+                 "pending %d mask %d, sel 0x%llx, upcalls %llu, virqs %llu, "
+                 "set_timer_op %ld)",
+                 (unsigned long long)((now - deadline) / 1000000), p,
+                 (int)((si->evtchn_pending[p / 64] >> (p % 64)) & 1),
+                 (int)((si->evtchn_mask[p / 64] >> (p % 64)) & 1),
+                 (unsigned long long)si->vcpu_info[0].evtchn_pending_sel,
+                 (unsigned long long)cpu_upcall_count(),
+                 (unsigned long long)clock_virq_count(), clock_program_rc());
+}
+
 static void main_loop(void) __attribute__((noreturn));
 static void main_loop(void)
 {
@@ -516,6 +540,7 @@ static void main_loop(void)
         if (evtchn_pending())
             continue;
         cpu_idle();
+        main_check_wake(next);
     }
 }
 

@@ -155,6 +155,7 @@ else
 fi
 echo "QWT-INFO shutdown-ms $((t4 - t3))"
 check shutdown-ack grep -q 'lifecycle: poweroff requested' "$con/guest-qwall.log"
+if grep -q "idle: woke" "$con/guest-qwall.log"; then echo "QWT-INFO late-wakeups $(grep -c "idle: woke" "$con/guest-qwall.log") (host starved or timer lost)"; fi
 check console-lost grep -qE 'lifecycle: powering off .*console lost 0' "$con/guest-qwall.log"
 show_console qwall
 
