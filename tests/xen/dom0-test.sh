@@ -159,21 +159,30 @@ if grep -q "idle: woke" "$con/guest-qwall.log"; then echo "QWT-INFO late-wakeups
 check console-lost grep -qE 'lifecycle: powering off .*console lost 0' "$con/guest-qwall.log"
 show_console qwall
 
-# Smallest memory= that still boots to xenstore readiness.
+# Smallest memory= that still boots to xenstore readiness, and smallest
+# with which the core (default configuration: 5000 connections, 64
+# clients) also fits.
 smallest=
-for m in 6 4 3 2 1; do
+smallest_core=
+for m in 12 8 6 4 3 2 1; do
     n=qwm$m
     write_cfg $n $m ""
     if xl create "/etc/xen/$n.cfg" >/tmp/xl-$n.out 2>&1 &&
-        wait_log $n 'xs: ready' 8000; then
+        wait_log $n 'core: (qw_create|not linked|need)' 8000; then
         smallest=$m
-        echo "QWT-INFO memory-$m boots"
+        if grep -q 'core: qw_create ok' "$con/guest-$n.log"; then
+            smallest_core=$m
+            echo "QWT-INFO memory-$m boots, core created"
+        else
+            echo "QWT-INFO memory-$m boots, $(grep -m1 -oE 'core: .*' "$con/guest-$n.log")"
+        fi
     else
         echo "QWT-INFO memory-$m does-not-boot $(tail -n 1 /tmp/xl-$n.out)"
         tail -n 3 "$con/guest-$n.log" 2>/dev/null
+        xl destroy $n >/dev/null 2>&1
+        break
     fi
     xl destroy $n >/dev/null 2>&1
-    [ -z "$smallest" ] || [ "$smallest" = $m ] || break
-    [ "$smallest" = $m ] || break
 done
-echo "QWT-INFO smallest-memory-mib ${smallest:-none}"
+echo "QWT-INFO smallest-memory-mib ${smallest:-none} (to xenstore ready)"
+echo "QWT-INFO smallest-memory-core-mib ${smallest_core:-none} (core created, default config)"

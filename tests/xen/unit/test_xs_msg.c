@@ -198,6 +198,81 @@ TEST(uint_values)
     CHECK_EQ(xs_msg_uint((const uint8_t *)"12345678901", 11, &v), -XS_EPROTO);
 }
 
+/* Random messages (random types, bodies, and now and then an oversize
+ * length) fed in random chunks: the reader never overruns, never returns
+ * a message over the limit, resynchronises after a reset, and split()
+ * never points outside the payload. (ASan/UBSan under check-unit.) */
+TEST(random_streams)
+{
+    static uint8_t stream[1 << 16];
+    size_t len = 0;
+    uint32_t x = 12345;
+    int msgs = 0, protos = 0, bad = 0, want_protos = 0;
+
+    while (len + 16 + 300 < sizeof(stream)) {
+        uint32_t plen;
+
+        x = x * 1103515245u + 12345u;
+        plen = (x >> 8) % 300;
+        for (int i = 0; i < 12; i++) {
+            x = x * 1103515245u + 12345u;
+            stream[len + (size_t)i] = (uint8_t)(x >> 16);
+        }
+        if (x % 50 == 0) {
+            plen = 5000; /* oversize: reader must refuse */
+            want_protos++;
+        }
+        stream[len + 12] = (uint8_t)plen;
+        stream[len + 13] = (uint8_t)(plen >> 8);
+        stream[len + 14] = stream[len + 15] = 0;
+        len += 16;
+        if (plen == 5000)
+            continue; /* the reader resets; next header follows */
+        for (uint32_t i = 0; i < plen; i++) {
+            x = x * 1103515245u + 12345u;
+            stream[len + i] = (x >> 20) % 4 == 0 ? 0 : (uint8_t)(x >> 16);
+        }
+        len += plen;
+    }
+    xs_msg_reader_reset(&rd);
+    for (size_t off = 0; off < len;) {
+        size_t chunk, used = 0;
+        int rc;
+
+        x = x * 1103515245u + 12345u;
+        chunk = 1 + (x >> 16) % 700;
+        if (chunk > len - off)
+            chunk = len - off;
+        rc = xs_msg_feed(&rd, stream + off, chunk, &used);
+        if (used == 0 && rc == 0) {
+            bad++;
+            break; /* would loop forever */
+        }
+        off += used;
+        if (rc < 0) {
+            protos++;
+            xs_msg_reader_reset(&rd);
+        } else if (rc == 1) {
+            const char *parts[8];
+            int n;
+
+            msgs++;
+            if (rd.hdr.len > XS_MSG_PAYLOAD_MAX || rd.body[rd.hdr.len] != 0)
+                bad++;
+            n = xs_msg_split(rd.body, rd.hdr.len, parts, 8);
+            for (int i = 0; i < n; i++) {
+                if (parts[i] < (const char *)rd.body ||
+                    parts[i] >= (const char *)rd.body + rd.hdr.len)
+                    bad++;
+            }
+            (void)xs_msg_errno(rd.body, rd.hdr.len);
+        }
+    }
+    CHECK(msgs > 100);
+    CHECK_EQ(protos, want_protos);
+    CHECK_EQ(bad, 0);
+}
+
 int main(void)
 {
     RUN(build_read_request);
@@ -212,5 +287,6 @@ int main(void)
     RUN(errno_names);
     RUN(split_payloads);
     RUN(uint_values);
+    RUN(random_streams);
     return test_summary();
 }
