@@ -2,9 +2,12 @@
  * ct.c: connection tracking and NAT table (contracts in ct.h, design in
  * docs/conntrack.md).
  *
- * Memory: [struct ct][capacity x struct ct_entry][2 x nbuckets x uint32].
- * Entries are linked by 32-bit slot indexes, never pointers, so an entry
- * stays 64 bytes (one cache line) on 64-bit hosts.
+ * Memory: [struct ct][capacity x struct ct_entry][2 x nbuckets x uint32]
+ * [capacity x 2 x uint32 per-link list links][nlinks + 1 x struct
+ * ct_link]. Entries are linked by 32-bit slot indexes, never pointers, so
+ * an entry stays 64 bytes (one cache line) on 64-bit hosts; the per-link
+ * list links live beside the entries because they are only touched when
+ * an entry is created, removed or moved in its LRU lists.
  *
  * Limitations:
  * - TCP is tracked by flags only, without sequence-window checks (Linux
@@ -26,8 +29,22 @@
 /* Random NAT ports tried after the client's own port is taken. */
 #define PORT_TRIES 16u
 
+/*
+ * One client link's entries: two LRU lists (never replied, replied; head
+ * = most recent) linked through ct.lk, in the same order as the global
+ * lists restricted to this link, so that a link at its cap finds its own
+ * victim in O(1).
+ */
+struct ct_link {
+    uint32_t head[2], tail[2];
+    uint32_t count;
+};
+
 struct ct {
     uint32_t capacity;
+    uint32_t nlinks;   /* links[nlinks] is shared by larger link numbers */
+    uint32_t link_cap; /* most entries per client link */
+    uint32_t nself;    /* CT_LINK_SELF entries */
     uint32_t nbuckets;
     uint32_t bshift;      /* 64 - log2(nbuckets) */
     uint32_t free_head;   /* free slots chained through hnext[0] */
@@ -40,6 +57,9 @@ struct ct {
     uint64_t hmul;  /* hash secret, odd */
     struct ct_entry *ent;
     uint32_t *bucket[2]; /* [0] original keys, [1] reply keys */
+    uint32_t *lk;        /* slot i: lk[2i] prev, lk[2i+1] next in its
+                            link's list */
+    struct ct_link *links;
     uint32_t (*rnd)(void *);
     void *rnd_ctx;
     struct ct_stats st;
@@ -59,12 +79,20 @@ static size_t head_size(void)
     return (sizeof(struct ct) + 63) & ~(size_t)63;
 }
 
-size_t ct_mem_size(unsigned capacity)
+size_t ct_mem_size_links(unsigned capacity, unsigned nlinks)
 {
-    if (capacity == 0 || capacity > CT_MAX_CAPACITY)
+    if (capacity == 0 || capacity > CT_MAX_CAPACITY || nlinks == 0 ||
+        nlinks > CT_MAX_LINKS)
         return 0;
     return head_size() + (size_t)capacity * sizeof(struct ct_entry) +
-           2 * buckets_for(capacity) * sizeof(uint32_t);
+           2 * buckets_for(capacity) * sizeof(uint32_t) +
+           2 * (size_t)capacity * sizeof(uint32_t) +
+           ((size_t)nlinks + 1) * sizeof(struct ct_link);
+}
+
+size_t ct_mem_size(unsigned capacity)
+{
+    return ct_mem_size_links(capacity, CT_DEFAULT_LINKS);
 }
 
 _Static_assert(sizeof(struct ct_key) == 16, "ct_key is two 64-bit words");
@@ -202,6 +230,14 @@ static inline int lru_of(const struct ct_entry *e)
     return (e->flags & CT_F_REPLIED) ? 1 : 0;
 }
 
+/* Per-link record of a client link (not CT_LINK_SELF). */
+static inline struct ct_link *link_of(const struct ct *t, uint16_t link)
+{
+    return &t->links[link < t->nlinks ? link : t->nlinks];
+}
+
+/* Unlink slot i from global list l and, for a client entry, from its
+ * link's list l. */
 static void lru_unlink(struct ct *t, int l, uint32_t i)
 {
     struct ct_entry *e = &t->ent[i];
@@ -214,8 +250,23 @@ static void lru_unlink(struct ct *t, int l, uint32_t i)
         t->ent[e->lnext].lprev = e->lprev;
     else
         t->lru_tail[l] = e->lprev;
+    if (l < 2) {
+        struct ct_link *k = link_of(t, e->link);
+        uint32_t prev = t->lk[2 * i], next = t->lk[2 * i + 1];
+
+        if (prev != NIL)
+            t->lk[2 * prev + 1] = next;
+        else
+            k->head[l] = next;
+        if (next != NIL)
+            t->lk[2 * next] = prev;
+        else
+            k->tail[l] = prev;
+    }
 }
 
+/* Make slot i the most recent of global list l and of its link's list l:
+ * both lists stay in the same order. */
 static void lru_push(struct ct *t, int l, uint32_t i)
 {
     struct ct_entry *e = &t->ent[i];
@@ -227,6 +278,27 @@ static void lru_push(struct ct *t, int l, uint32_t i)
     else
         t->lru_tail[l] = i;
     t->lru_head[l] = i;
+    if (l < 2) {
+        struct ct_link *k = link_of(t, e->link);
+        uint32_t next = k->head[l];
+
+        t->lk[2 * i] = NIL;
+        t->lk[2 * i + 1] = next;
+        if (next != NIL)
+            t->lk[2 * next] = i;
+        else
+            k->tail[l] = i;
+        k->head[l] = i;
+    }
+}
+
+/* Count e in its link (or among the firewall's own) by delta. */
+static inline void count_add(struct ct *t, const struct ct_entry *e, int delta)
+{
+    if (e->link == CT_LINK_SELF)
+        t->nself += (uint32_t)delta;
+    else
+        link_of(t, e->link)->count += (uint32_t)delta;
 }
 
 static void slot_free(struct ct *t, uint32_t i)
@@ -236,6 +308,7 @@ static void slot_free(struct ct *t, uint32_t i)
     hash_unlink(t, 0, i);
     hash_unlink(t, 1, i);
     lru_unlink(t, lru_of(e), i);
+    count_add(t, e, -1);
     __builtin_memset(e, 0, sizeof *e);
     e->hnext[0] = t->free_head;
     t->free_head = i;
@@ -257,21 +330,36 @@ static void reset(struct ct *t)
                      2 * (size_t)t->nbuckets * sizeof(uint32_t));
     for (int l = 0; l < 3; l++)
         t->lru_head[l] = t->lru_tail[l] = NIL;
+    /* lk needs no reset: lru_push() sets a slot's links */
+    for (uint32_t k = 0; k <= t->nlinks; k++) {
+        t->links[k].head[0] = t->links[k].head[1] = NIL;
+        t->links[k].tail[0] = t->links[k].tail[1] = NIL;
+        t->links[k].count = 0;
+    }
+    t->nself = 0;
     t->hand = 0;
     t->st.entries = 0;
 }
 
-struct ct *ct_init(void *mem, unsigned capacity, uint32_t (*rnd)(void *),
-                   void *rnd_ctx)
+static uint32_t default_link_cap(uint32_t capacity)
+{
+    return capacity / 2 > CT_LINK_CAP_MIN ? capacity / 2 : CT_LINK_CAP_MIN;
+}
+
+struct ct *ct_init_links(void *mem, unsigned capacity, unsigned nlinks,
+                         unsigned link_cap, uint32_t (*rnd)(void *),
+                         void *rnd_ctx)
 {
     struct ct *t = mem;
     uint8_t *p = mem;
     unsigned bits = 0;
 
-    if (mem == NULL || rnd == NULL || ct_mem_size(capacity) == 0)
+    if (mem == NULL || rnd == NULL || ct_mem_size_links(capacity, nlinks) == 0)
         return NULL;
     __builtin_memset(t, 0, sizeof *t);
     t->capacity = capacity;
+    t->nlinks = nlinks;
+    t->link_cap = link_cap ? link_cap : default_link_cap(capacity);
     t->nbuckets = (uint32_t)buckets_for(capacity);
     while ((1u << bits) < t->nbuckets)
         bits++;
@@ -279,6 +367,8 @@ struct ct *ct_init(void *mem, unsigned capacity, uint32_t (*rnd)(void *),
     t->ent = (struct ct_entry *)(p + head_size());
     t->bucket[0] = (uint32_t *)(t->ent + capacity);
     t->bucket[1] = t->bucket[0] + t->nbuckets;
+    t->lk = t->bucket[1] + t->nbuckets;
+    t->links = (struct ct_link *)(t->lk + 2 * (size_t)capacity);
     t->rnd = rnd;
     t->rnd_ctx = rnd_ctx;
     for (int i = 0; i < 4; i++)
@@ -289,6 +379,27 @@ struct ct *ct_init(void *mem, unsigned capacity, uint32_t (*rnd)(void *),
     t->st.capacity = capacity;
     reset(t);
     return t;
+}
+
+struct ct *ct_init(void *mem, unsigned capacity, uint32_t (*rnd)(void *),
+                   void *rnd_ctx)
+{
+    return ct_init_links(mem, capacity, CT_DEFAULT_LINKS, 0, rnd, rnd_ctx);
+}
+
+void ct_set_link_cap(struct ct *t, unsigned link_cap)
+{
+    t->link_cap = link_cap ? link_cap : default_link_cap(t->capacity);
+}
+
+unsigned ct_link_cap(const struct ct *t)
+{
+    return t->link_cap;
+}
+
+unsigned ct_link_count(const struct ct *t, uint16_t link)
+{
+    return link == CT_LINK_SELF ? t->nself : link_of(t, link)->count;
 }
 
 int ct_set_port_range(struct ct *t, uint16_t lo, uint16_t hi)
@@ -375,6 +486,20 @@ uint32_t ct_timeout(const struct ct_entry *e)
     return timeout_s(e);
 }
 
+bool ct_tcp_closing(const struct ct_entry *e)
+{
+    return e->orig.proto == IPPROTO_TCP_ &&
+           (e->state == CT_TIME_WAIT || e->state == CT_CLOSE);
+}
+
+bool ct_tcp_reopens(const struct ct_entry *e, int dir, uint8_t tcp_flags)
+{
+    return dir == 0 &&
+           (tcp_flags & (CT_TCP_SYN | CT_TCP_ACK | CT_TCP_RST | CT_TCP_FIN)) ==
+               CT_TCP_SYN &&
+           ct_tcp_closing(e);
+}
+
 /*
  * Is reply key k free for a new entry? Also refuses a key already used as
  * an original key (a client flow towards our own uplink address) and a
@@ -401,31 +526,54 @@ static bool reply_free(struct ct *t, const struct ct_key *k, uint64_t now,
     return true;
 }
 
-/* Take a free slot, evicting one if the table is full: an expired replied
- * entry first, then the least recently used never-replied entry, then the
- * least recently used replied one; the firewall's own entries only when
- * nothing else is left. */
-static uint32_t slot_alloc(struct ct *t, uint64_t now)
+/* The victim among LRU tails un (never replied) and r (replied): r if it
+ * has expired (it costs nobody anything), else un, else r. */
+static inline uint32_t pick_victim(const struct ct *t, uint32_t un, uint32_t r,
+                                   uint64_t now)
+{
+    if (r != NIL && expired(&t->ent[r], now))
+        return r;
+    return un != NIL ? un : r;
+}
+
+/* Make room by removing slot v; *cause counts it unless it had expired. */
+static void evict(struct ct *t, uint32_t v, uint64_t now, uint64_t *cause)
+{
+    if (reap(t, v, now))
+        return;
+    t->st.evicted++;
+    (*cause)++;
+    if (t->ent[v].flags & CT_F_REPLIED)
+        t->st.evicted_replied++;
+    slot_free(t, v);
+}
+
+/*
+ * Take a free slot for an entry of `link`. A client link at its cap gives
+ * up its own least recently used entry (never-replied first), so a flood
+ * from one client recycles that client's entries only. Otherwise, if the
+ * table is full: an expired replied entry first, then the least recently
+ * used never-replied entry, then the least recently used replied one; the
+ * firewall's own entries only when nothing else is left.
+ */
+static uint32_t slot_alloc(struct ct *t, uint16_t link, uint64_t now)
 {
     uint32_t i;
 
-    if (t->free_head == NIL) {
-        uint32_t r = t->lru_tail[1], v;
+    if (link != CT_LINK_SELF) {
+        const struct ct_link *k = link_of(t, link);
 
-        if (r != NIL && expired(&t->ent[r], now))
-            v = r;
-        else if (t->lru_tail[0] != NIL)
-            v = t->lru_tail[0];
-        else if (r != NIL)
-            v = r;
+        if (k->count >= t->link_cap) /* count >= 1: a tail exists */
+            evict(t, pick_victim(t, k->tail[0], k->tail[1], now), now,
+                  &t->st.evicted_link_cap);
+    }
+    if (t->free_head == NIL) {
+        uint32_t v = pick_victim(t, t->lru_tail[0], t->lru_tail[1], now);
+
+        if (v != NIL)
+            evict(t, v, now, &t->st.evicted_table_full);
         else
-            v = t->lru_tail[2];
-        if (!reap(t, v, now)) {
-            t->st.evicted++;
-            if (t->ent[v].flags & CT_F_REPLIED)
-                t->st.evicted_replied++;
-            slot_free(t, v);
-        }
+            evict(t, t->lru_tail[2], now, &t->st.evicted_self);
     }
     i = t->free_head;
     t->free_head = t->ent[i].hnext[0];
@@ -436,7 +584,7 @@ static struct ct_entry *insert(struct ct *t, const struct ct_key *orig,
                                uint32_t horig, const struct ct_key *reply,
                                uint32_t hreply, uint16_t link, uint64_t now)
 {
-    uint32_t i = slot_alloc(t, now);
+    uint32_t i = slot_alloc(t, link, now);
     struct ct_entry *e = &t->ent[i];
 
     __builtin_memset(e, 0, sizeof *e);
@@ -450,6 +598,7 @@ static struct ct_entry *insert(struct ct *t, const struct ct_key *orig,
     hash_link(t, 0, i, horig);
     hash_link(t, 1, i, hreply);
     lru_push(t, lru_of(e), i);
+    count_add(t, e, 1);
     t->st.created++;
     if (++t->st.entries > t->st.high_water)
         t->st.high_water = t->st.entries;
@@ -668,23 +817,38 @@ unsigned ct_expire(struct ct *t, uint64_t now, unsigned budget)
     return removed;
 }
 
+/* Remove the entries of `link` on list l (per-link list for a client
+ * link, the global own list for CT_LINK_SELF) that keep() rejects. */
+static unsigned recheck_list(struct ct *t, uint16_t link, int l,
+                             bool (*keep)(void *ctx, const struct ct_entry *e),
+                             void *ctx)
+{
+    bool self = link == CT_LINK_SELF;
+    uint32_t i = self ? t->lru_head[2] : link_of(t, link)->head[l];
+    unsigned removed = 0;
+
+    while (i != NIL) {
+        struct ct_entry *e = &t->ent[i];
+        uint32_t next = self ? e->lnext : t->lk[2 * i + 1];
+
+        /* links >= nlinks share a list: look at the number */
+        if (e->link == link && (keep == NULL || !keep(ctx, e))) {
+            slot_free(t, i);
+            removed++;
+        }
+        i = next;
+    }
+    return removed;
+}
+
 unsigned ct_recheck_link(struct ct *t, uint16_t link,
                          bool (*keep)(void *ctx, const struct ct_entry *e),
                          void *ctx)
 {
-    unsigned removed = 0;
-
-    for (uint32_t i = 0; i < t->capacity; i++) {
-        struct ct_entry *e = &t->ent[i];
-
-        if (!(e->flags & CT_F_USED) || e->link != link)
-            continue;
-        if (keep == NULL || !keep(ctx, e)) {
-            slot_free(t, i);
-            removed++;
-        }
-    }
-    return removed;
+    if (link == CT_LINK_SELF)
+        return recheck_list(t, link, 2, keep, ctx);
+    return recheck_list(t, link, 0, keep, ctx) +
+           recheck_list(t, link, 1, keep, ctx);
 }
 
 unsigned ct_flush_link(struct ct *t, uint16_t link)
@@ -726,6 +890,52 @@ static long check_lru(const struct ct *t, int l)
         n++;
     }
     return prev == t->lru_tail[l] ? n : -1;
+}
+
+/* Per-link list l of record k: links, membership, order. Returns its
+ * length or -1. */
+static long check_link_list(const struct ct *t, uint32_t k, int l)
+{
+    const struct ct_link *r = &t->links[k];
+    uint32_t i = r->head[l], prev = NIL;
+    long n = 0;
+
+    while (i != NIL) {
+        const struct ct_entry *e;
+
+        if (i >= t->capacity || n > (long)t->capacity)
+            return -1;
+        e = &t->ent[i];
+        if (!(e->flags & CT_F_USED) || e->link == CT_LINK_SELF ||
+            link_of(t, e->link) != r || lru_of(e) != l || t->lk[2 * i] != prev)
+            return -1;
+        /* same order as the global list: the global head is the link
+         * head (ct_update() relies on it to skip relinking) */
+        if (t->lru_head[l] == i && prev != NIL)
+            return -1;
+        prev = i;
+        i = t->lk[2 * i + 1];
+        n++;
+    }
+    return prev == r->tail[l] ? n : -1;
+}
+
+/* Every per-link record: lists and counts; they and the own entries add
+ * up to `used`. */
+static int check_links(const struct ct *t, uint32_t used, long nself)
+{
+    uint64_t sum = 0;
+
+    for (uint32_t k = 0; k <= t->nlinks; k++) {
+        long a = check_link_list(t, k, 0), b = check_link_list(t, k, 1);
+
+        if (a < 0 || b < 0 || (uint64_t)(a + b) != t->links[k].count)
+            return -1;
+        sum += t->links[k].count;
+    }
+    if ((long)t->nself != nself || sum + t->nself != used)
+        return -1;
+    return 0;
 }
 
 /* One hash index: chain bounds, bucket placement, entry count. */
@@ -790,5 +1000,7 @@ int ct_check(const struct ct *t)
     c = check_lru(t, 2);
     if (a < 0 || b < 0 || c < 0 || a + b + c != (long)used)
         return -9;
+    if (check_links(t, used, c) < 0)
+        return -10;
     return 0;
 }

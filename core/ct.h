@@ -90,6 +90,15 @@ enum ct_state {
 
 /* Largest capacity ct_init() accepts. */
 #define CT_MAX_CAPACITY (1u << 22)
+/* Most client links ct_init_links() accepts (link numbers 0..65534;
+ * 0xffff is CT_LINK_SELF). */
+#define CT_MAX_LINKS 0xffffu
+/* Client links ct_mem_size()/ct_init() provide for: links 0..64, the
+ * pipeline's default (uplink + 64 clients). */
+#define CT_DEFAULT_LINKS 65u
+/* Smallest default per-link cap (the default is capacity / 2, at least
+ * this). */
+#define CT_LINK_CAP_MIN 64u
 /* Default NAT port range for a port that cannot be kept. */
 #define CT_PORT_MIN 1024u
 #define CT_PORT_MAX 65535u
@@ -121,13 +130,22 @@ struct ct_stats {
     uint64_t evicted_replied; /* ... of which had seen a reply */
     uint64_t port_fail;       /* no free NAT port after bounded tries */
     uint64_t chain_fail;      /* refused: hash chain at its bound */
+    /* evicted by cause (they sum to `evicted`): */
+    uint64_t evicted_link_cap;   /* a link at its cap lost its own LRU */
+    uint64_t evicted_table_full; /* table full: a client entry went */
+    uint64_t evicted_self;       /* table full: one of the firewall's own */
 };
 
 struct ct; /* opaque */
 
 /* Bytes ct_init() needs for `capacity` entries (1..CT_MAX_CAPACITY);
- * 0 if capacity is out of range. */
+ * 0 if capacity is out of range. Same as
+ * ct_mem_size_links(capacity, CT_DEFAULT_LINKS). */
 size_t ct_mem_size(unsigned capacity);
+
+/* Bytes ct_init_links() needs for `capacity` entries and client links
+ * 0..nlinks-1 (1..CT_MAX_LINKS); 0 if either is out of range. */
+size_t ct_mem_size_links(unsigned capacity, unsigned nlinks);
 
 /*
  * Build an empty table in mem (ct_mem_size(capacity) bytes, 8-byte
@@ -138,6 +156,34 @@ size_t ct_mem_size(unsigned capacity);
  */
 struct ct *ct_init(void *mem, unsigned capacity, uint32_t (*rnd)(void *),
                    void *rnd_ctx);
+
+/*
+ * As ct_init() (mem of ct_mem_size_links(capacity, nlinks) bytes) for
+ * client links 0..nlinks-1 (the pipeline passes max_clients + 1), each
+ * holding at most link_cap entries (0: the default, capacity / 2 but at
+ * least CT_LINK_CAP_MIN). ct_init() is ct_init_links(mem, capacity,
+ * CT_DEFAULT_LINKS, 0, rnd, rnd_ctx). A link number >= nlinks (other than
+ * CT_LINK_SELF) is a caller bug: such links share one quota. Returns
+ * NULL if capacity or nlinks is out of range or mem/rnd is NULL.
+ */
+struct ct *ct_init_links(void *mem, unsigned capacity, unsigned nlinks,
+                         unsigned link_cap, uint32_t (*rnd)(void *),
+                         void *rnd_ctx);
+
+/*
+ * Most entries one client link may hold (0: back to the default). A link
+ * at its cap that creates a connection loses its own least recently used
+ * entry (one that never saw a reply first), never another link's.
+ * Lowering the cap removes nothing: a link above it recycles its own
+ * entries until timeouts bring it below. CT_LINK_SELF entries are exempt.
+ */
+void ct_set_link_cap(struct ct *t, unsigned link_cap);
+
+/* The per-link cap in force. */
+unsigned ct_link_cap(const struct ct *t);
+
+/* Entries `link` holds now (CT_LINK_SELF: the firewall's own). O(1). */
+unsigned ct_link_count(const struct ct *t, uint16_t link);
 
 /*
  * NAT ports tried when the client's port cannot be kept: lo..hi inclusive
@@ -166,10 +212,11 @@ struct ct_entry *ct_lookup_dir(struct ct *t, const struct ct_key *k, int dir,
  * query id) if that reply key is free, else a random free port from the
  * port range (bounded tries); other protocols keep their addresses only.
  * TCP starts in CT_SYN_SENT (call it for the SYN; a following
- * ct_update() of that SYN changes nothing). When the table is full the
- * least recently used entry is evicted, one that never saw a reply first,
- * the firewall's own entries only when nothing else is left (see
- * docs/conntrack.md).
+ * ct_update() of that SYN changes nothing). If `link` holds its cap of
+ * entries, its own least recently used entry is evicted (one that never
+ * saw a reply first); else if the table is full the least recently used
+ * entry of any link is, one that never saw a reply first, the firewall's
+ * own entries only when nothing else is left (see docs/conntrack.md).
  * Returns 0 and *e; -QW_EEXIST with *e = the live entry that already has
  * this original key; -QW_ENOSPC (*e = NULL) when no NAT port is free (the
  * pipeline counts QW_DROP_NAT_NO_PORT) or a hash chain is at its bound;
@@ -201,14 +248,16 @@ unsigned ct_expire(struct ct *t, uint64_t now, unsigned budget);
 
 /*
  * Remove every entry of `link` for which keep(ctx, e) returns false (after
- * a client's rules changed). keep must not modify the table. O(capacity):
- * control path only. Returns the number removed.
+ * a client's rules changed). keep must not modify the table. O(entries
+ * of the link) (it walks the link's own lists): control path. Returns the
+ * number removed.
  */
 unsigned ct_recheck_link(struct ct *t, uint16_t link,
                          bool (*keep)(void *ctx, const struct ct_entry *e),
                          void *ctx);
 
-/* Remove every entry of `link` (client detached). Returns the number. */
+/* Remove every entry of `link` (client detached); O(entries of the
+ * link). Returns the number. */
 unsigned ct_flush_link(struct ct *t, uint16_t link);
 
 /* Remove every entry (uplink address changed). Keeps counters and secret. */
@@ -240,9 +289,27 @@ const struct ct_stats *ct_get_stats(const struct ct *t);
 uint32_t ct_timeout(const struct ct_entry *e);
 
 /*
- * Self-check every invariant (counts, both indexes, LRU lists, free list,
- * chain bounds). O(capacity): tests and fuzzing only. Returns 0, or a
- * negative number naming the first broken invariant.
+ * Is e a TCP connection that is over: TIME_WAIT, or CLOSE (after a RST)?
+ * Linux conntrack treats a SYN from the original side on such an entry as
+ * a new connection (it deletes the entry and looks the packet up again),
+ * so the pipeline should ct_remove() it and evaluate the client's rules
+ * anew. SYNs in FIN_WAIT, CLOSE_WAIT and LAST_ACK are not new connections
+ * in Linux (they are let through without a state change): false there.
+ */
+bool ct_tcp_closing(const struct ct_entry *e);
+
+/*
+ * Does this packet start a new connection on the tuple of e: a bare SYN
+ * (no ACK, RST, FIN) in the original direction (dir 0) while
+ * ct_tcp_closing(e)? Then the pipeline removes e and handles the packet as
+ * a new connection (rules, ct_create()).
+ */
+bool ct_tcp_reopens(const struct ct_entry *e, int dir, uint8_t tcp_flags);
+
+/*
+ * Self-check every invariant (counts, both indexes, LRU lists, per-link
+ * lists and counts, free list, chain bounds). O(capacity): tests and fuzzing
+ * only. Returns 0, or a negative number naming the first broken invariant.
  */
 int ct_check(const struct ct *t);
 

@@ -53,6 +53,16 @@ static struct ct *mk(unsigned cap)
     return ct_init(mem, cap, rnd_cb, NULL);
 }
 
+/* A table for client links 0..nlinks-1 with a per-link cap (0: default). */
+static struct ct *mkl(unsigned cap, unsigned nlinks, unsigned link_cap)
+{
+    size_t n = ct_mem_size_links(cap, nlinks);
+    void *mem = aligned_alloc(64, (n + 63) & ~(size_t)63);
+
+    rng_state = 0x9e3779b97f4a7c15ull ^ cap ^ (uint64_t)nlinks << 32;
+    return ct_init_links(mem, cap, nlinks, link_cap, rnd_cb, NULL);
+}
+
 static void rm(struct ct *t)
 {
     free(t);
@@ -88,9 +98,17 @@ TEST(sizes_and_init)
     CHECK_EQ(ct_mem_size(CT_MAX_CAPACITY + 1), 0);
     CHECK(ct_mem_size(1) > 0);
     CHECK(ct_mem_size(1) <= sizeof small);
-    /* 64-byte entries plus two 4-byte bucket heads per power-of-two slot */
-    CHECK(n >= 5000 * 64 + 2 * 8192 * 4);
-    CHECK(n <= 5000 * 64 + 2 * 8192 * 4 + 256);
+    /* 64-byte entries, 8 bytes of per-link list links per entry, two
+     * 4-byte bucket heads per power-of-two slot, 20 bytes per link */
+    CHECK(n >= 5000 * 72 + 2 * 8192 * 4 + (CT_DEFAULT_LINKS + 1) * 20);
+    CHECK(n <= 5000 * 72 + 2 * 8192 * 4 + (CT_DEFAULT_LINKS + 1) * 20 + 256);
+    CHECK_EQ(ct_mem_size(5000), ct_mem_size_links(5000, CT_DEFAULT_LINKS));
+    CHECK_EQ(ct_mem_size_links(5000, 4097) - ct_mem_size_links(5000, 65),
+             (4097 - 65) * 20);
+    CHECK_EQ(ct_mem_size_links(5000, 0), 0);
+    CHECK_EQ(ct_mem_size_links(5000, CT_MAX_LINKS + 1), 0);
+    CHECK_EQ(ct_mem_size_links(0, 5), 0);
+    CHECK(ct_mem_size_links(1, CT_MAX_LINKS) > 0);
     printf("# ct: %zu bytes for 5000 connections (%zu per connection)\n", n,
            n / 5000);
     CHECK(ct_init(NULL, 10, rnd_cb, NULL) == NULL);
@@ -101,6 +119,26 @@ TEST(sizes_and_init)
              -QW_EINVAL);
     CHECK_EQ(ct_set_port_range(ct_init(small, 1, rnd_cb, NULL), 10, 9),
              -QW_EINVAL);
+    CHECK(ct_init_links(small, 1, 0, 0, rnd_cb, NULL) == NULL);
+    CHECK(ct_init_links(NULL, 1, 2, 0, rnd_cb, NULL) == NULL);
+    CHECK(ct_init_links(small, 1, 2, 0, NULL, NULL) == NULL);
+    /* default cap: half the capacity, at least CT_LINK_CAP_MIN */
+    CHECK_EQ(ct_link_cap(ct_init_links(small, 1, 2, 0, rnd_cb, NULL)),
+             CT_LINK_CAP_MIN);
+    CHECK_EQ(ct_link_cap(ct_init_links(small, 1, 2, 7, rnd_cb, NULL)), 7);
+    CHECK_EQ(ct_link_cap(ct_init(small, 1, rnd_cb, NULL)), CT_LINK_CAP_MIN);
+    {
+        struct ct *t = mk(5000);
+
+        CHECK_EQ(ct_link_cap(t), 2500);
+        ct_set_link_cap(t, 10);
+        CHECK_EQ(ct_link_cap(t), 10);
+        ct_set_link_cap(t, 0);
+        CHECK_EQ(ct_link_cap(t), 2500);
+        CHECK_EQ(ct_link_count(t, 1), 0);
+        CHECK_EQ(ct_link_count(t, CT_LINK_SELF), 0);
+        rm(t);
+    }
 }
 
 TEST(port_preserved)
@@ -699,6 +737,7 @@ TEST(expire_bounded_batches)
     struct ct *t = mk(100);
     unsigned total = 0, calls = 0;
 
+    ct_set_link_cap(t, 100); /* one link fills the table */
     for (uint16_t i = 0; i < 100; i++) {
         struct ct_key k = K(IPPROTO_UDP_, CLIENT, REMOTE, 1000 + i, 53);
         struct ct_entry *e;
@@ -718,6 +757,7 @@ TEST(expire_bounded_batches)
     CHECK_EQ(total, 50);
     CHECK(calls <= 15); /* 100 slots / 7 per call */
     CHECK_EQ(ct_get_stats(t)->expired, 100);
+    CHECK_EQ(ct_link_count(t, 1), 0);
     CHECK_EQ(ct_check(t), 0);
     rm(t);
 }
@@ -738,10 +778,385 @@ TEST(reply_key_of_expired_entry_reused)
 }
 
 /* ------------------------------------------------------------------ */
+/* Per-link cap.                                                       */
+
+TEST(link_cap_flood_evicts_own)
+{
+    struct ct *t = mkl(1024, 4, 100);
+    const struct ct_stats *st = ct_get_stats(t);
+    struct ct_entry *e;
+    uint64_t now = T0;
+
+    /* link 2: 50 connections, half of them answered */
+    for (uint16_t i = 0; i < 50; i++) {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT2, REMOTE, 5000 + i, 443);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 2, now += 1000, &e), 0);
+        if (i % 2)
+            ct_update(t, e, 1, SYN | ACK, now += 1000);
+    }
+    /* link 1: 10 answered UDP flows, then a flood of 1000 SYNs */
+    for (uint16_t i = 0; i < 10; i++) {
+        struct ct_key k = K(IPPROTO_UDP_, CLIENT, REMOTE, 100 + i, 53);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 1, now += 1000, &e), 0);
+        ct_update(t, e, 1, 0, now += 1000);
+    }
+    for (uint16_t i = 0; i < 1000; i++) {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT, REMOTE2, 10000 + i, 80);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 1, now += 1000, &e), 0);
+        CHECK(ct_link_count(t, 1) <= 100);
+    }
+    CHECK_EQ(ct_link_count(t, 1), 100);
+    CHECK_EQ(ct_link_count(t, 2), 50);
+    CHECK_EQ(ct_link_count(t, 3), 0);
+    CHECK_EQ(ct_count(t), 150);
+    CHECK_EQ(st->evicted_link_cap, 910);
+    CHECK_EQ(st->evicted_table_full, 0);
+    CHECK_EQ(st->evicted_self, 0);
+    CHECK_EQ(st->evicted, 910);
+    CHECK_EQ(st->evicted_replied, 0); /* unanswered SYNs went first */
+    /* every entry of link 2 survived */
+    for (uint16_t i = 0; i < 50; i++) {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT2, REMOTE, 5000 + i, 443);
+
+        CHECK(ct_lookup(t, &k, now, NULL) != NULL);
+    }
+    /* link 1 kept its answered flows and the 90 newest SYNs */
+    for (uint16_t i = 0; i < 10; i++) {
+        struct ct_key k = K(IPPROTO_UDP_, CLIENT, REMOTE, 100 + i, 53);
+
+        CHECK(ct_lookup(t, &k, now, NULL) != NULL);
+    }
+    for (uint16_t i = 0; i < 1000; i++) {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT, REMOTE2, 10000 + i, 80);
+
+        CHECK((ct_lookup(t, &k, now, NULL) != NULL) == (i >= 910));
+    }
+    CHECK_EQ(ct_check(t), 0);
+
+    /* all of link 1 answered: its least recently used answered entry
+     * goes (UDP 100, the oldest), then a never-answered one is preferred
+     * again */
+    for (uint16_t i = 910; i < 1000; i++) {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT, REMOTE2, 10000 + i, 80);
+
+        now += 1000;
+        ct_update(t, ct_lookup(t, &k, now, NULL), 1, SYN | ACK, now);
+    }
+    {
+        struct ct_key x = K(IPPROTO_UDP_, CLIENT, REMOTE2, 7000, 53);
+        struct ct_key y = K(IPPROTO_UDP_, CLIENT, REMOTE2, 7001, 53);
+        struct ct_key u0 = K(IPPROTO_UDP_, CLIENT, REMOTE, 100, 53);
+        struct ct_key u1 = K(IPPROTO_UDP_, CLIENT, REMOTE, 101, 53);
+
+        CHECK_EQ(ct_create(t, &x, NAT, 1, now += 1000, &e), 0);
+        CHECK(ct_lookup(t, &u0, now, NULL) == NULL);
+        CHECK_EQ(st->evicted_replied, 1);
+        CHECK_EQ(ct_create(t, &y, NAT, 1, now += 1000, &e), 0);
+        CHECK(ct_lookup(t, &x, now, NULL) == NULL);
+        CHECK(ct_lookup(t, &u1, now, NULL) != NULL);
+        CHECK_EQ(st->evicted_replied, 1);
+        CHECK_EQ(st->evicted_link_cap, 912);
+    }
+    CHECK_EQ(ct_link_count(t, 1), 100);
+    CHECK_EQ(ct_link_count(t, 2), 50);
+    CHECK_EQ(ct_flush_link(t, 1), 100);
+    CHECK_EQ(ct_link_count(t, 1), 0);
+    CHECK_EQ(ct_count(t), 50);
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+}
+
+TEST(link_cap_expired_answered_first)
+{
+    struct ct *t = mkl(64, 3, 2);
+    struct ct_key ka = K(IPPROTO_UDP_, CLIENT, REMOTE, 1, 53);
+    struct ct_key kb = K(IPPROTO_UDP_, CLIENT, REMOTE, 2, 53);
+    struct ct_key kc = K(IPPROTO_UDP_, CLIENT, REMOTE, 3, 53);
+    struct ct_entry *a, *b, *c;
+    uint64_t now = T0;
+
+    CHECK_EQ(ct_create(t, &ka, NAT, 1, now, &a), 0);
+    ct_update(t, a, 1, 0, now); /* answered, lives 120 s */
+    now += S(CT_TO_UDP_REPLIED);
+    CHECK_EQ(ct_create(t, &kb, NAT, 1, now, &b), 0); /* at the cap */
+    CHECK_EQ(ct_link_count(t, 1), 2);
+    CHECK_EQ(ct_create(t, &kc, NAT, 1, now, &c), 0);
+    CHECK(ct_lookup(t, &kb, now, NULL) == b); /* live one kept */
+    CHECK(ct_lookup(t, &ka, 0, NULL) == NULL);
+    CHECK_EQ(ct_get_stats(t)->evicted, 0);
+    CHECK_EQ(ct_get_stats(t)->expired, 1);
+    CHECK_EQ(ct_link_count(t, 1), 2);
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+}
+
+TEST(link_cap_table_full_uses_global_order)
+{
+    struct ct *t = mkl(8, 4, 5);
+    const struct ct_stats *st = ct_get_stats(t);
+    struct ct_entry *e;
+    uint64_t now = T0;
+    uint16_t port = 0;
+
+    /* link 1: 3 unanswered, link 2: 3 answered, link 3: 2 unanswered */
+    for (uint16_t i = 0; i < 8; i++) {
+        uint16_t link = i < 3 ? 1 : i < 6 ? 2 : 3;
+        struct ct_key k = K(IPPROTO_UDP_, CLIENT, REMOTE, 200 + i, 53);
+
+        CHECK_EQ(ct_create(t, &k, NAT, link, now += 1000, &e), 0);
+        if (link == 2)
+            ct_update(t, e, 1, 0, now += 1000);
+    }
+    CHECK_EQ(ct_count(t), 8);
+    /* link 3 is below its cap: the table's oldest unanswered entry goes,
+     * which is link 1's first */
+    {
+        struct ct_key k = K(IPPROTO_UDP_, CLIENT, REMOTE, 300, 53);
+        struct ct_key k0 = K(IPPROTO_UDP_, CLIENT, REMOTE, 200, 53);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 3, now += 1000, &e), 0);
+        CHECK(ct_lookup(t, &k0, now, NULL) == NULL);
+    }
+    CHECK_EQ(st->evicted_table_full, 1);
+    CHECK_EQ(st->evicted_link_cap, 0);
+    CHECK_EQ(ct_link_count(t, 1), 2);
+    CHECK_EQ(ct_link_count(t, 3), 3);
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+
+    /* own entries are exempt from the cap and evicted last */
+    t = mkl(8, 4, 2);
+    st = ct_get_stats(t);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ct_reserve_self(t, IPPROTO_UDP_, NAT, DNS1, 53, now, &port),
+                 0);
+    CHECK_EQ(ct_link_count(t, CT_LINK_SELF), 4);
+    for (uint16_t i = 0; i < 10; i++) {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT, REMOTE, 400 + i, 80);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 1, now += 1000, &e), 0);
+    }
+    CHECK_EQ(ct_link_count(t, 1), 2);
+    CHECK_EQ(st->evicted_link_cap, 8);
+    for (uint16_t i = 0; i < 4; i++) {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT2, REMOTE, 500 + i, 80);
+
+        CHECK_EQ(ct_create(t, &k, NAT, (uint16_t)(2 + i / 2), now += 1000, &e),
+                 0);
+    }
+    /* 4 own + 2 + 2 + 2 > 8: link 1's two oldest went, no own entry */
+    CHECK_EQ(st->evicted_table_full, 2);
+    CHECK_EQ(st->evicted_self, 0);
+    CHECK_EQ(ct_link_count(t, 1), 0);
+    CHECK_EQ(ct_link_count(t, CT_LINK_SELF), 4);
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+
+    /* nothing but own entries left: one of them goes */
+    t = mkl(2, 2, 0);
+    st = ct_get_stats(t);
+    CHECK_EQ(ct_reserve_self(t, IPPROTO_UDP_, NAT, DNS1, 53, now, &port), 0);
+    CHECK_EQ(ct_reserve_self(t, IPPROTO_UDP_, NAT, DNS1, 53, now, &port), 0);
+    {
+        struct ct_key k = K(IPPROTO_TCP_, CLIENT, REMOTE, 600, 80);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 1, now, &e), 0);
+    }
+    CHECK_EQ(st->evicted_self, 1);
+    CHECK_EQ(st->evicted, 1);
+    CHECK_EQ(ct_link_count(t, CT_LINK_SELF), 1);
+    CHECK_EQ(ct_link_count(t, 1), 1);
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+}
+
+TEST(link_cap_out_of_range_links_share)
+{
+    /* links 0..1 have their own quota; 5 and 9 (a caller bug) share one */
+    struct ct *t = mkl(64, 2, 3);
+    struct ct_entry *e;
+    struct ct_key k[5];
+    uint64_t now = T0;
+
+    for (uint16_t i = 0; i < 5; i++)
+        k[i] = K(IPPROTO_UDP_, CLIENT, REMOTE, 700 + i, 53);
+    CHECK_EQ(ct_create(t, &k[0], NAT, 5, now += 1000, &e), 0);
+    CHECK_EQ(ct_create(t, &k[1], NAT, 5, now += 1000, &e), 0);
+    CHECK_EQ(ct_create(t, &k[2], NAT, 9, now += 1000, &e), 0);
+    CHECK_EQ(ct_link_count(t, 5), 3);
+    CHECK_EQ(ct_link_count(t, 9), 3);
+    CHECK_EQ(ct_link_count(t, 1), 0);
+    CHECK_EQ(ct_create(t, &k[3], NAT, 9, now += 1000, &e), 0);
+    CHECK(ct_lookup(t, &k[0], now, NULL) == NULL); /* the shared LRU */
+    CHECK_EQ(ct_get_stats(t)->evicted_link_cap, 1);
+    CHECK_EQ(ct_create(t, &k[4], NAT, 1, now += 1000, &e), 0);
+    CHECK_EQ(ct_link_count(t, 1), 1);
+    /* flushing one of them leaves the other's entries */
+    CHECK_EQ(ct_flush_link(t, 9), 2);
+    CHECK(ct_lookup(t, &k[1], now, NULL) != NULL);
+    CHECK_EQ(ct_link_count(t, 5), 1);
+    CHECK_EQ(ct_count(t), 2);
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+}
+
+TEST(link_cap_lowered_recycles)
+{
+    struct ct *t = mkl(256, 3, 0);
+    struct ct_entry *e;
+    uint64_t now = T0;
+
+    CHECK_EQ(ct_link_cap(t), CT_LINK_CAP_MIN * 2); /* 256 / 2 */
+    for (uint16_t i = 0; i < 20; i++) {
+        struct ct_key k = K(IPPROTO_UDP_, CLIENT, REMOTE, 800 + i, 53);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 1, now += 1000, &e), 0);
+    }
+    ct_set_link_cap(t, 10);
+    CHECK_EQ(ct_link_count(t, 1), 20); /* nothing removed */
+    {
+        struct ct_key k = K(IPPROTO_UDP_, CLIENT, REMOTE, 900, 53);
+        struct ct_key k0 = K(IPPROTO_UDP_, CLIENT, REMOTE, 800, 53);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 1, now += 1000, &e), 0);
+        CHECK(ct_lookup(t, &k0, now, NULL) == NULL);
+    }
+    CHECK_EQ(ct_link_count(t, 1), 20); /* recycles its own */
+    CHECK_EQ(ct_get_stats(t)->evicted_link_cap, 1);
+    for (uint16_t i = 0; i < 11; i++) {
+        struct ct_key k = K(IPPROTO_UDP_, CLIENT2, REMOTE, 800 + i, 53);
+
+        CHECK_EQ(ct_create(t, &k, NAT, 2, now += 1000, &e), 0);
+    }
+    CHECK_EQ(ct_link_count(t, 2), 10);
+    CHECK_EQ(ct_get_stats(t)->evicted_link_cap, 2);
+    /* timeouts bring link 1 below the new cap */
+    CHECK_EQ(ct_expire(t, now + S(CT_TO_UDP), 256), 30);
+    CHECK_EQ(ct_link_count(t, 1), 0);
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+}
+
+TEST(link_cap_big_table)
+{
+    /* 2^18 entries, the pipeline's 65 links, default cap (half). Three
+     * links hold 20,000 answered flows each; link 1 then opens 400,000
+     * flows. Every create finds its victim at the tail of link 1's own
+     * list: nothing of the others moves. (Speed is measured in the
+     * benchmark, not here.) */
+    const unsigned cap = 1u << 18;
+    struct ct *t = mkl(cap, CT_DEFAULT_LINKS, 0);
+    const struct ct_stats *st = ct_get_stats(t);
+    unsigned bad = 0, half = cap / 2;
+    struct ct_entry *e;
+    uint64_t now = T0;
+
+    CHECK(t != NULL);
+    CHECK_EQ(ct_link_cap(t), half);
+    for (uint16_t l = 2; l <= 4; l++)
+        for (unsigned i = 0; i < 20000; i++) {
+            struct ct_key k = K(IPPROTO_UDP_, CLIENT + l, REMOTE + l,
+                                (uint16_t)(1024 + i % 50000), 443);
+
+            bad += ct_create(t, &k, NAT, l, now, &e) != 0;
+            if (e != NULL)
+                ct_update(t, e, 1, 0, now);
+        }
+    for (unsigned i = 0; i < 400000; i++) {
+        struct ct_key k = K(IPPROTO_UDP_, CLIENT, REMOTE2 + i / 50000,
+                            (uint16_t)(1024 + i % 50000), 53);
+
+        bad += ct_create(t, &k, NAT, 1, now += 1000, &e) != 0;
+    }
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(ct_link_count(t, 1), half);
+    CHECK_EQ(ct_count(t), half + 60000);
+    CHECK_EQ(st->evicted_link_cap, 400000 - half);
+    CHECK_EQ(st->evicted_table_full, 0);
+    for (uint16_t l = 2; l <= 4; l++) {
+        CHECK_EQ(ct_link_count(t, l), 20000);
+        for (unsigned i = 0; i < 20000; i++) {
+            struct ct_key k = K(IPPROTO_UDP_, CLIENT + l, REMOTE + l,
+                                (uint16_t)(1024 + i % 50000), 443);
+
+            bad += ct_lookup(t, &k, now, NULL) == NULL;
+        }
+    }
+    /* link 1 holds exactly its newest `half` flows */
+    for (unsigned i = 0; i < 400000; i += 7) {
+        struct ct_key k = K(IPPROTO_UDP_, CLIENT, REMOTE2 + i / 50000,
+                            (uint16_t)(1024 + i % 50000), 53);
+
+        bad += (ct_lookup(t, &k, now, NULL) != NULL) != (i >= 400000 - half);
+    }
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(ct_check(t), 0);
+    CHECK_EQ(ct_flush_link(t, 1), half);
+    CHECK_EQ(ct_count(t), 60000);
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* A SYN on a finished TCP connection starts a new one.                 */
+
+TEST(tcp_closing_and_reopen)
+{
+    static const struct step to_tw[] = {
+        {1, SYN | ACK, CT_SYN_RECV, CT_TO_SYN_RECV},
+        {0, ACK, CT_ESTABLISHED, CT_TO_ESTABLISHED},
+        {0, FIN | ACK, CT_FIN_WAIT, CT_TO_FIN_WAIT},
+        {1, ACK, CT_CLOSE_WAIT, CT_TO_CLOSE_WAIT},
+        {1, FIN | ACK, CT_LAST_ACK, CT_TO_LAST_ACK},
+        {0, ACK, CT_TIME_WAIT, CT_TO_TIME_WAIT},
+    };
+    struct ct *t = mk(16);
+    struct ct_key a = K(IPPROTO_TCP_, CLIENT, REMOTE, 40001, 80);
+    struct ct_key u = K(IPPROTO_UDP_, CLIENT, REMOTE, 40001, 80);
+    struct ct_entry *e, *f;
+    uint64_t now = T0;
+
+    CHECK_EQ(ct_create(t, &u, NAT, 1, now, &f), 0);
+    CHECK(!ct_tcp_closing(f));
+    CHECK(!ct_tcp_reopens(f, 0, SYN));
+    CHECK_EQ(ct_create(t, &a, NAT, 1, now, &e), 0);
+    for (unsigned i = 0; i < sizeof to_tw / sizeof to_tw[0]; i++) {
+        CHECK(!ct_tcp_closing(e)); /* SYN_SENT .. LAST_ACK: not over */
+        CHECK(!ct_tcp_reopens(e, 0, SYN));
+        ct_update(t, e, to_tw[i].dir, to_tw[i].flags, now += S(1));
+        CHECK_EQ(e->state, to_tw[i].state);
+    }
+    CHECK(ct_tcp_closing(e));
+    CHECK(ct_tcp_reopens(e, 0, SYN));
+    CHECK(!ct_tcp_reopens(e, 0, SYN | ACK));
+    CHECK(!ct_tcp_reopens(e, 0, SYN | FIN));
+    CHECK(!ct_tcp_reopens(e, 0, ACK));
+    CHECK(!ct_tcp_reopens(e, 1, SYN)); /* the remote cannot reopen */
+    /* what the pipeline does: remove, then a new connection, which keeps
+     * the client's port since the old reply key is gone */
+    ct_remove(t, e);
+    CHECK_EQ(ct_create(t, &a, NAT, 1, now, &e), 0);
+    CHECK_EQ(e->state, CT_SYN_SENT);
+    CHECK_EQ(e->reply.dport, 40001);
+    CHECK_EQ(e->flags & (CT_F_REPLIED | CT_F_FIN_ORIG | CT_F_FIN_REPLY), 0);
+    CHECK_EQ(ct_link_count(t, 1), 2);
+    /* after a RST (CLOSE) too */
+    ct_update(t, e, 1, RST, now += S(1));
+    CHECK(ct_tcp_closing(e));
+    CHECK(ct_tcp_reopens(e, 0, SYN));
+    CHECK_EQ(ct_check(t), 0);
+    rm(t);
+}
+
+/* ------------------------------------------------------------------ */
 /* Differential test against a naive model.                           */
 
 #define M_CAP 48
 #define M_MAX 64
+#define M_LINKS 4 /* links 1..3 are used */
 
 struct mentry {
     struct ct_key orig, reply;
@@ -753,6 +1168,8 @@ struct mentry {
 static struct mentry model[M_MAX];
 static unsigned mcount;
 static uint64_t mseq;
+static unsigned m_link_cap;           /* the table's per-link cap */
+static uint64_t m_ev_link, m_ev_full; /* live evictions by cause */
 
 static uint32_t m_timeout(const struct mentry *m)
 {
@@ -857,20 +1274,43 @@ static int m_find(const struct ct_key *k, uint64_t now, int *dir)
     return -1;
 }
 
-/* The eviction victim the model predicts in a full table. */
-static int m_victim(uint64_t now)
+/* Least recently used entry of `link` (-1: of any link): an expired
+ * replied one, else a never-replied one, else a replied one. */
+static int m_lru(uint64_t now, int link)
 {
     int old[2] = {-1, -1};
 
     for (unsigned i = 0; i < mcount; i++) {
         int l = (model[i].flags & CT_F_REPLIED) ? 1 : 0;
 
+        if (link >= 0 && model[i].link != link)
+            continue;
         if (old[l] < 0 || model[i].touch < model[old[l]].touch)
             old[l] = (int)i;
     }
     if (old[1] >= 0 && m_expired(&model[old[1]], now))
         return old[1];
     return old[0] >= 0 ? old[0] : old[1];
+}
+
+static unsigned m_link_count(int link)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < mcount; i++)
+        n += model[i].link == link;
+    return n;
+}
+
+/*
+ * The eviction victim the model predicts when `link` creates an entry:
+ * the link's own LRU if it holds its cap (*by_link = true), else the
+ * table's LRU (the table is full).
+ */
+static int m_victim(uint64_t now, int link, bool *by_link)
+{
+    *by_link = m_link_count(link) >= m_link_cap;
+    return m_lru(now, *by_link ? link : -1);
 }
 
 static unsigned diff_fail;
@@ -884,10 +1324,10 @@ static void diff_check(bool ok, const char *what, unsigned op)
 /*
  * Bring the model in line with the table: entries the table no longer
  * has must have expired, except at most one eviction victim (allowed when
- * victim_ok). Returns the number dropped.
+ * victim_ok, for a create by `link`). Returns the number dropped.
  */
 static unsigned m_reconcile(struct ct *t, uint64_t now, bool victim_ok,
-                            unsigned op)
+                            int link, unsigned op)
 {
     unsigned gone = 0, live_gone = 0;
     struct mentry lost = {0};
@@ -919,14 +1359,22 @@ static unsigned m_reconcile(struct ct *t, uint64_t now, bool victim_ok,
         m_del(i);
     }
     if (live_gone) {
+        bool by_link;
         int v;
 
         diff_check(victim_ok && live_gone == 1, "live entry vanished", op);
-        /* the victim is the oldest once the lost one is put back */
+        /* the victim is the oldest (of its link, if the creating link is
+         * at its cap) once the lost one is put back: the model is then the
+         * table as ct_create() found it when it needed a slot */
         model[mcount++] = lost;
-        v = m_victim(now);
+        v = m_victim(now, link, &by_link);
         diff_check(v == (int)mcount - 1, "wrong eviction victim", op);
+        diff_check(!by_link || lost.link == link, "other link's entry", op);
         mcount--;
+        if (by_link)
+            m_ev_link++;
+        else
+            m_ev_full++;
     }
     return gone;
 }
@@ -981,12 +1429,12 @@ static void diff_create(struct ct *t, uint64_t now, unsigned op)
     if (mi >= 0) {
         diff_check(rc == -QW_EEXIST && e != NULL && m_same(&model[mi], e),
                    "expected EEXIST", op);
-        m_reconcile(t, now, false, op);
+        m_reconcile(t, now, false, -1, op);
         return;
     }
     if (rc < 0) {
         diff_check(rc == -QW_ENOSPC && kept_taken, "create failed", op);
-        m_reconcile(t, now, false, op);
+        m_reconcile(t, now, false, -1, op);
         return;
     }
     diff_check(!kept_taken || (k.proto != 47 && free_ports > 0),
@@ -995,7 +1443,8 @@ static void diff_create(struct ct *t, uint64_t now, unsigned op)
                           : e->reply.dport == k.sport,
                "wrong NAT port", op);
     before = mcount;
-    m_reconcile(t, now, before >= M_CAP, op);
+    m_reconcile(t, now, before >= M_CAP || m_link_count(link) >= m_link_cap,
+                link, op);
     model[mcount] = (struct mentry){
         .orig = k,
         .reply = e->reply,
@@ -1073,13 +1522,18 @@ static void diff_absent(struct ct *t, uint64_t now, unsigned op)
 
 TEST(differential_vs_model)
 {
-    struct ct *t = mk(M_CAP);
+    /* three links of up to 20 entries in a table of 48: links reach
+     * their cap and the table fills up, so both eviction rules run */
+    struct ct *t = mkl(M_CAP, M_LINKS, 20);
     uint64_t now = T0;
     unsigned ops = 250000, checks_failed = 0;
+    const struct ct_stats *st;
 
     mcount = 0;
     mseq = 0;
     diff_fail = 0;
+    m_link_cap = 20;
+    m_ev_link = m_ev_full = 0;
     CHECK_EQ(ct_set_port_range(t, 1024, 1039), 0);
     for (unsigned op = 0; op < ops; op++) {
         unsigned r = rnd_below(100);
@@ -1095,7 +1549,8 @@ TEST(differential_vs_model)
         else if (r < 97) {
             unsigned n = ct_expire(t, now, 1 + rnd_below(M_CAP));
 
-            diff_check(m_reconcile(t, now, false, op) == n, "expire count", op);
+            diff_check(m_reconcile(t, now, false, -1, op) == n, "expire count",
+                       op);
         } else if (r < 98) {
             uint16_t link = (uint16_t)(1 + rnd_below(3));
             unsigned n = 0;
@@ -1121,17 +1576,32 @@ TEST(differential_vs_model)
                 }
             diff_check(ct_recheck_link(t, link, keep_even, NULL) == n,
                        "recheck", op);
+        } else if (rnd_below(4) == 0) {
+            /* a new cap: lowering it removes nothing */
+            m_link_cap = 8 + rnd_below(40);
+            ct_set_link_cap(t, m_link_cap);
         } else {
             now += S(1);
         }
         if (ct_count(t) != mcount)
             diff_check(false, "count", op);
+        for (int l = 0; l < M_LINKS; l++)
+            if (ct_link_count(t, (uint16_t)l) != m_link_count(l))
+                diff_check(false, "link count", op);
         if ((op & 15) == 0 && ct_check(t) != 0)
             diff_check(false, "invariants", op);
     }
     checks_failed = diff_fail;
     CHECK_EQ(checks_failed, 0);
     CHECK_EQ(ct_check(t), 0);
+    st = ct_get_stats(t);
+    CHECK_EQ(st->evicted_link_cap, m_ev_link);
+    CHECK_EQ(st->evicted_table_full, m_ev_full);
+    CHECK_EQ(st->evicted_self, 0);
+    CHECK_EQ(st->evicted,
+             st->evicted_link_cap + st->evicted_table_full + st->evicted_self);
+    printf("# differential: evicted at link cap %llu, table full %llu\n",
+           (unsigned long long)m_ev_link, (unsigned long long)m_ev_full);
     printf("# differential: %u ops, created %llu, evicted %llu, expired "
            "%llu, port failures %llu, high water %u\n",
            ops, (unsigned long long)ct_get_stats(t)->created,
@@ -1141,6 +1611,8 @@ TEST(differential_vs_model)
            ct_get_stats(t)->high_water);
     /* the run must have exercised the interesting paths */
     CHECK(ct_get_stats(t)->evicted > 100);
+    CHECK(m_ev_link > 100);
+    CHECK(m_ev_full > 100);
     CHECK(ct_get_stats(t)->expired > 100);
     CHECK(ct_get_stats(t)->port_fail > 100);
     rm(t);
@@ -1160,18 +1632,21 @@ TEST(nat_round_trip_property)
 
     for (unsigned i = 0; i < cap; i++) {
         uint8_t p = protos[rnd_below(3)];
+        unsigned c = rnd_below(8); /* client c on link c + 1 */
         /* few clients, remotes and ports: many port collisions */
         struct ct_key k =
-            K(p, CLIENT + rnd_below(8), REMOTE + rnd_below(16),
+            K(p, CLIENT + c, REMOTE + rnd_below(16),
               (uint16_t)(30000 + rnd_below(64)),
               p == IPPROTO_ICMP_ ? 0 : (uint16_t)(443 + rnd_below(2)));
         struct ct_entry *e;
 
-        if (ct_create(t, &k, NAT + rnd_below(2), 1, T0, &e) == 0)
+        if (ct_create(t, &k, NAT + rnd_below(2), (uint16_t)(c + 1), T0, &e) ==
+            0)
             flows[made++] = k;
     }
     CHECK(made > cap / 4);
     CHECK_EQ(ct_count(t), made);
+    CHECK_EQ(ct_get_stats(t)->evicted, 0); /* 8 links stay below cap / 2 */
     for (unsigned i = 0; i < made; i++) {
         int dir = -1;
         struct ct_entry *e = ct_lookup(t, &flows[i], T0, &dir);
@@ -1231,6 +1706,13 @@ int main(void)
     RUN(chain_bound);
     RUN(expire_bounded_batches);
     RUN(reply_key_of_expired_entry_reused);
+    RUN(link_cap_flood_evicts_own);
+    RUN(link_cap_expired_answered_first);
+    RUN(link_cap_table_full_uses_global_order);
+    RUN(link_cap_out_of_range_links_share);
+    RUN(link_cap_lowered_recycles);
+    RUN(link_cap_big_table);
+    RUN(tcp_closing_and_reopen);
     RUN(differential_vs_model);
     RUN(nat_round_trip_property);
     return test_summary();
