@@ -11,6 +11,7 @@
 static struct clock_timer *clock_armed[CLOCK_TIMERS];
 static uint64_t clock_virqs;
 static long clock_last_rc;
+static uint64_t clock_last; /* latest clock_now() result */
 
 static void clock_virq(uint32_t port, void *arg)
 {
@@ -67,7 +68,13 @@ uint64_t clock_now(void)
         delta >>= -shift;
     else
         delta <<= shift;
-    return sys + (uint64_t)(((unsigned __int128)delta * mul) >> 32);
+    sys += (uint64_t)(((unsigned __int128)delta * mul) >> 32);
+    /* Xen refreshes the record when the vCPU changes physical CPU; never
+     * let a slightly different TSC there move time backwards. */
+    if (sys < clock_last)
+        return clock_last;
+    clock_last = sys;
+    return sys;
 }
 
 void clock_wall(uint64_t *sec, uint32_t *nsec)

@@ -496,6 +496,38 @@ static void main_core_start(void)
 #endif
 }
 
+/* ---- fixed pools --------------------------------------------------- */
+
+#define MAIN_FRAME_BUF 2048u
+#define MAIN_FRAMES_MAX 1024u
+
+/* Frame buffers for the netfront/netback rings to come: a quarter of what
+ * is left after the core, at most MAIN_FRAMES_MAX, carved once now so that
+ * the data path never allocates. */
+static struct mm_pool main_frames;
+
+static void main_pools_init(void)
+{
+    size_t n = mm_free_count() / 4 * (MM_PAGE / MAIN_FRAME_BUF);
+    int rc;
+
+    if (n > MAIN_FRAMES_MAX)
+        n = MAIN_FRAMES_MAX;
+    if (n == 0) {
+        log_warn("mm: no memory left for frame buffers");
+        return;
+    }
+    rc = mm_pool_init(&main_frames, MAIN_FRAME_BUF, n);
+    if (rc < 0) {
+        log_warn("mm: frame pool of %zu buffers failed (%d)", n, rc);
+        return;
+    }
+    log_info("mm: pools: %zu frame buffers of %u bytes (%zu KiB); %zu KiB "
+             "free",
+             main_frames.count, MAIN_FRAME_BUF,
+             main_frames.count * MAIN_FRAME_BUF / 1024, mm_free_count() * 4);
+}
+
 /* ---- main loop ------------------------------------------------------ */
 
 /* A wake-up far behind the programmed deadline means a lost timer
@@ -635,6 +667,7 @@ void xen_main(uint32_t start_info_pa)
              (unsigned long long)main_ms_since_boot());
     main_lifecycle_init();
     main_core_start();
+    main_pools_init();
     if (main_opts.selftest)
         main_selftest_start();
     main_loop();

@@ -191,11 +191,15 @@ static bool xs_pump(void)
 
 static void xs_event_port(uint32_t port, void *arg)
 {
+    static bool reported;
+
     (void)port;
     (void)arg;
-    if (!xs_pump())
+    if (!xs_pump() && !reported) {
+        reported = true; /* once: the peer could otherwise flood the log */
         log_err("xs: response ring broken (indices or header), "
                 "ignoring it");
+    }
 }
 
 /* Idle until the xenstore port fires, `deadline`, or the next timer

@@ -79,6 +79,20 @@ echo "check-xen: QEMU ran $((t1 - t0)) s (attempt $attempt)"
 sed -n '/^\[.*\] ---- console of qwall ----/,/---- end of console of qwall ----/p' "$log" |
     sed 's/^\[ *[0-9.]*\] /  | /'
 grep -E 'QWT-INFO' "$log" | sed 's/^\[ *[0-9.]*\] QWT-INFO /check-xen: measured /'
+# Xen time stamps its console lines with its system time, which is also
+# the guest's clock: domain build (libxl saving the new domain's HVM
+# context) -> PVH entry (port 0xE9 line) -> "xs: ready" (guest log).
+dom=$(grep -m1 -oE 'QWT-RESULT PASS domid-name' "$log" >/dev/null &&
+    sed -n 's/.*(d\([0-9]*\)) \[ *[0-9.]*\] qwall: PVH entry.*/\1/p' "$log" | head -n 1)
+if [ -n "$dom" ]; then
+    tb=$(sed -n "s/.*(XEN) \[ *\([0-9.]*\)\] HVM d${dom}v0 save: CPU.*/\1/p" "$log" | head -n 1)
+    te=$(sed -n "s/.*(d${dom}) \[ *\([0-9.]*\)\] qwall: PVH entry.*/\1/p" "$log" | head -n 1)
+    tx=$(sed -n 's/.*\] \[ *\([0-9.]*\)\] xs: ready.*/\1/p' "$log" | head -n 1)
+    if [ -n "$tb" ] && [ -n "$te" ] && [ -n "$tx" ]; then
+        awk -v b="$tb" -v e="$te" -v x="$tx" 'BEGIN {
+            printf "check-xen: measured (Xen clock) domain build -> PVH entry %.0f ms, entry -> xenstore ready %.0f ms\n", (e - b) * 1000, (x - e) * 1000 }'
+    fi
+fi
 pass=0
 fail=0
 while IFS= read -r line; do
