@@ -89,8 +89,8 @@ dns_mark() { wc -l <"$TOPO_RUN/qwall.log"; }
 
 # dns_wait_log MARK REGEX SECONDS: wait for a log line after MARK.
 dns_wait_log() {
-    local i
-    for i in $(seq $(($3 * 10))); do
+    local _
+    for _ in $(seq $(($3 * 10))); do
         if tail -n +$(($1 + 1)) "$TOPO_RUN/qwall.log" | grep -Eq "$2"; then
             echo found
             return 0
