@@ -15,6 +15,7 @@ include mk/core.mk
 -include mk/hosted.mk
 -include mk/xen.mk
 -include mk/bench.mk
+-include mk/benchcore.mk
 include mk/fuzz.mk
 include mk/unit.mk
 

@@ -261,20 +261,22 @@ bool fw_emit(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len)
 /* Ethernet header for a frame leaving on link (type IPv4). */
 void fw_eth_hdr(struct qw *fw, unsigned link, uint8_t *eth)
 {
-    if (link == QW_LINK_UPLINK) {
-        __builtin_memcpy(eth, fw->gw_mac, 6);
-        __builtin_memcpy(eth + 6, fw->links[0].mac, 6);
-    } else {
-        __builtin_memcpy(eth, fw->links[link].mac, 6);
-        __builtin_memcpy(eth + 6, mac_fe, 6);
-    }
+    __builtin_memcpy(eth, fw->links[link].ethout, 12);
     eth[12] = 0x08;
     eth[13] = 0x00;
 }
 
+/* The next hop on the uplink (learnt by ARP, or the fallback). */
+void fw_set_gw_mac(struct qw *fw, const uint8_t mac[6])
+{
+    __builtin_memmove(fw->gw_mac, mac, 6);
+    __builtin_memcpy(fw->links[0].ethout, fw->gw_mac, 6);
+    __builtin_memcpy(fw->links[0].ethout + 6, fw->links[0].mac, 6);
+}
+
 bool fw_configured(const struct qw *fw)
 {
-    return fw->net.ip != 0 && fw->net.gw != 0;
+    return fw->configured;
 }
 
 bool qw_configured(const struct qw *fw)
@@ -337,7 +339,15 @@ static bool addrset_add(struct qw *fw, uint32_t ip, unsigned *n)
     return true;
 }
 
-/* Attached clients first (they must always be in), then /connected-ips. */
+static bool keep_not_internal(void *ctx, const struct ct_entry *e)
+{
+    return !fw_addrset_has(ctx, e->orig.dst);
+}
+
+/* Attached clients first (they must always be in), then /connected-ips.
+ * Connections to an address that has become internal are closed, so a
+ * reply-direction hit never has an internal source: the fast path relies
+ * on it (the anti-spoof check of uplink packets is implied). */
 void fw_addrset_rebuild(struct qw *fw)
 {
     unsigned n = 0;
@@ -353,6 +363,10 @@ void fw_addrset_rebuild(struct qw *fw)
         fw_log(fw, FW_LOG_QDB, QW_LOG_WARN,
                "fw: anti-spoof set full (%u addresses), some ignored",
                FW_ADDRSET_MAX);
+    if (fw->ct != NULL && ct_count(fw->ct) != 0)
+        for (unsigned i = 1; i < fw->nlinks; i++)
+            if (fw->links[i].used)
+                ct_recheck_link(fw->ct, (uint16_t)i, keep_not_internal, fw);
 }
 
 /* ---- creation --------------------------------------------------------- */
@@ -415,12 +429,8 @@ struct qw *qw_create(void *mem, size_t size, const struct qw_config *cfg,
     fw_dns_init(fw);
     fw->tx = base + l.tx;
     fw->scratch = base + l.scratch;
-    __builtin_memcpy(fw->gw_mac, mac_fe, 6);
-    fw->net.ip = c.ipv4;
-    fw->net.gw = c.ipv4_gw;
-    fw->net.dns1 = c.ipv4_dns;
-    fw->net.dns2 = c.ipv4_dns2;
-    fw_net_changed(fw);
+    fw_set_gw_mac(fw, mac_fe);
+    fw_net_changed(fw); /* applies the --ipv4* overrides, if any */
     fw_log(fw, FW_LOG_CORE, QW_LOG_INFO,
            "fw: started (%u clients, %u connections, %u rules per client, "
            "%zu KiB)",
@@ -658,10 +668,11 @@ static void client_new(struct qw *fw, struct fw_pkt *p)
         pkt_drop(fw, p, QW_DROP_NAT_TABLE_FULL);
         return;
     }
-    e->user = p->proto == IPPROTO_ICMP_ ? p->icmp_type : 0;
+    /* ICMP: the query type, for re-checks; TCP/UDP: the checksum
+     * deltas of the translation, for the fast path */
+    e->user = p->proto == IPPROTO_ICMP_ ? p->icmp_type : fw_nat_delta(e);
     ct_update(fw->ct, e, 0, p->tcpflags, fw->now);
     fw_nat_out(p, e);
-    fw_nat_ttl(p);
     pkt_send(fw, p, QW_LINK_UPLINK);
 }
 
@@ -711,7 +722,6 @@ static void from_client(struct qw *fw, struct fw_pkt *p)
         return;
     ct_update(fw->ct, e, 0, p->tcpflags, fw->now);
     fw_nat_out(p, e);
-    fw_nat_ttl(p);
     pkt_send(fw, p, QW_LINK_UPLINK);
 }
 
@@ -756,7 +766,6 @@ static void from_uplink(struct qw *fw, struct fw_pkt *p)
         return;
     ct_update(fw->ct, e, 1, p->tcpflags, fw->now);
     fw_nat_in(p, e);
-    fw_nat_ttl(p);
     pkt_send(fw, p, e->link);
 }
 
@@ -869,7 +878,7 @@ static void fw_ip4(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len,
         pkt_drop(fw, &p, QW_DROP_IP_LEN);
         return;
     }
-    if (fw_ip_csum(ip, p.hlen) != 0) {
+    if (!fw_ip_hdr_ok(ip, p.hlen)) {
         pkt_drop(fw, &p, QW_DROP_IP_CSUM);
         return;
     }
@@ -905,25 +914,105 @@ static void fw_ip4(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len,
 }
 
 /* Destination MAC: ours on this link, or broadcast. */
-static bool eth_for_us(const struct qw *fw, unsigned link, const uint8_t *d)
+static bool eth_for_us(const struct fw_link *l, const uint8_t *d)
 {
-    const uint8_t *mine = link == QW_LINK_UPLINK ? fw->links[0].mac : mac_fe;
-
-    return __builtin_memcmp(d, mine, 6) == 0 ||
+    return __builtin_memcmp(d, l->mymac, 6) == 0 ||
            __builtin_memcmp(d, mac_bcast, 6) == 0;
 }
 
-static void fw_frame(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len,
-                     uint16_t flags)
+/*
+ * The established-connection fast path: a plain TCP or UDP packet (no IP
+ * options, not a fragment, TTL > 1, fits the MTU, valid header checksum)
+ * of a connection tracked for this link and direction, forwarded in place.
+ * It only takes shortcuts that the full pipeline would take for the same
+ * packet; anything else returns false with the frame untouched, and the
+ * full pipeline decides everything again.
+ */
+static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len)
 {
-    struct fw_link *l;
+    uint8_t *ip = frame + ETH_HLEN, *l4 = ip + IP4_MIN_HLEN;
+    uint8_t proto, tcpflags;
+    struct ct_key k;
+    struct ct_entry *e;
+    uint32_t iplen;
+    unsigned to;
+    int dir;
+
+    if (len < ETH_HLEN + IP4_MIN_HLEN + 8 || ip[0] != 0x45 || ip[8] <= 1)
+        return false;
+    iplen = qw_get16(ip + 2);
+    if (iplen > len - ETH_HLEN || iplen > FW_MTU ||
+        (qw_get16(ip + 6) & (IP4_FLAG_MF | IP4_OFF_MASK)) != 0)
+        return false;
+    proto = ip[9];
+    if (proto == IPPROTO_TCP_) {
+        /* a data offset of 5.. that fits (implies iplen >= 40) */
+        unsigned doff = l4[12] >> 4;
+        if (doff < 5 || doff * 4 > iplen - IP4_MIN_HLEN)
+            return false;
+        tcpflags = l4[13];
+    } else if (proto == IPPROTO_UDP_) {
+        uint16_t ulen = qw_get16(l4 + 4);
+        if (ulen < 8 || ulen > iplen - IP4_MIN_HLEN)
+            return false;
+        tcpflags = 0;
+    } else {
+        return false;
+    }
+    if (!fw->configured || !fw_ip_hdr_ok(ip, IP4_MIN_HLEN))
+        return false;
+    k.src = qw_get32(ip + 12);
+    k.dst = qw_get32(ip + 16);
+    k.sport = qw_get16(l4);
+    k.dport = qw_get16(l4 + 2);
+    k.proto = proto;
+    if (link == QW_LINK_UPLINK) {
+        /* a reply hit's source is the connection's remote end, checked
+         * not internal at creation and whenever the set changes */
+        if (k.dst != fw->net.ip)
+            return false;
+        dir = 1;
+        e = ct_lookup_dir(fw->ct, &k, 1, fw->now);
+        if (e == NULL || e->link == CT_LINK_SELF)
+            return false;
+        to = e->link;
+    } else {
+        if (!fw->uplink_up)
+            return false;
+        dir = 0;
+        e = ct_lookup_dir(fw->ct, &k, 0, fw->now);
+        if (e == NULL || e->link != link)
+            return false;
+        to = QW_LINK_UPLINK;
+    }
+    ct_update(fw->ct, e, dir, tcpflags, fw->now);
+    if (dir == 0)
+        fw_nat_fast(ip, l4, proto, e->user, 0, e->reply.dst, e->reply.dport);
+    else
+        fw_nat_fast(ip, l4, proto, e->user, 1, e->orig.src, e->orig.sport);
+    __builtin_memcpy(frame, fw->links[to].ethout, 12);
+    if (fw->out == NULL || fw->out->n >= fw->out->cap) {
+        fw_emit(fw, to, frame, ETH_HLEN + iplen); /* counts tx_full */
+        return true;
+    }
+    {
+        struct qw_frame *f = &fw->out->frames[fw->out->n++];
+        struct fw_link *ol = &fw->links[to];
+        f->data = frame;
+        f->len = ETH_HLEN + iplen;
+        f->link = (uint16_t)to;
+        f->flags = 0;
+        ol->st.tx_frames++;
+        ol->st.tx_bytes += ETH_HLEN + iplen;
+    }
+    return true;
+}
+
+static void fw_frame(struct qw *fw, struct fw_link *l, unsigned link,
+                     uint8_t *frame, uint32_t len, uint16_t flags)
+{
     uint16_t type;
 
-    if (link >= fw->nlinks || !fw->links[link].used) {
-        fw_drop(fw, link, frame, len, QW_DROP_NO_LINK);
-        return;
-    }
-    l = &fw->links[link];
     l->st.rx_frames++;
     l->st.rx_bytes += len;
     if (len < ETH_HLEN) {
@@ -931,30 +1020,33 @@ static void fw_frame(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len,
         return;
     }
     type = qw_get16(frame + 12);
-    if (type == ETHERTYPE_IPV6) {
-        fw_drop(fw, link, frame, len, QW_DROP_IPV6);
-        return;
-    }
     if (type != ETHERTYPE_IPV4 && type != ETHERTYPE_ARP) {
-        fw_drop(fw, link, frame, len, QW_DROP_ETH_TYPE);
+        fw_drop(fw, link, frame, len,
+                type == ETHERTYPE_IPV6 ? QW_DROP_IPV6 : QW_DROP_ETH_TYPE);
         return;
     }
-    if (!eth_for_us(fw, link, frame)) {
+    if (!eth_for_us(l, frame)) {
         fw_drop(fw, link, frame, len, QW_DROP_ETH_NOT_FOR_US);
         return;
     }
-    if (type == ETHERTYPE_IPV4)
-        fw_ip4(fw, link, frame, len, flags);
-    else
+    if (type == ETHERTYPE_ARP)
         fw_arp_rx(fw, link, frame, len);
+    else if (flags != 0 || !fw_fast(fw, link, frame, len))
+        fw_ip4(fw, link, frame, len, flags);
 }
 
 void qw_rx(struct qw *fw, unsigned link, struct qw_frame *in, unsigned n,
            uint64_t now, struct qw_out *out)
 {
     fw_enter(fw, now, out);
-    for (unsigned i = 0; i < n; i++)
-        fw_frame(fw, link, in[i].data, in[i].len, in[i].flags);
+    if (link >= fw->nlinks || !fw->links[link].used) {
+        for (unsigned i = 0; i < n; i++)
+            fw_drop(fw, link, in[i].data, in[i].len, QW_DROP_NO_LINK);
+    } else {
+        for (unsigned i = 0; i < n; i++)
+            fw_frame(fw, &fw->links[link], link, in[i].data, in[i].len,
+                     in[i].flags);
+    }
     /* a DNS answer may have made work due now (dns.h: dns_deadline) */
     if (dns_deadline(fw->dns) <= now)
         dns_poll(fw->dns, now);
@@ -999,6 +1091,8 @@ void qw_uplink_up(struct qw *fw, const uint8_t mac[6], uint64_t now,
 
     fw_enter(fw, now, out);
     __builtin_memcpy(l->mac, mac, 6);
+    __builtin_memcpy(l->mymac, mac, 6);
+    fw_set_gw_mac(fw, fw->gw_mac);
     l->used = true;
     fw->uplink_up = true;
     fw_log(fw, FW_LOG_CORE, QW_LOG_INFO,
@@ -1053,6 +1147,9 @@ int qw_client_attach(struct qw *fw, const struct qw_client *c, uint64_t now)
     l->rules_seen = false;
     l->ip = c->ip;
     __builtin_memcpy(l->mac, c->mac, 6);
+    __builtin_memcpy(l->ethout, c->mac, 6);
+    __builtin_memcpy(l->ethout + 6, mac_fe, 6);
+    __builtin_memcpy(l->mymac, mac_fe, 6);
     for (unsigned j = 0; j < sizeof l->name; j++) {
         l->name[j] = c->name[j];
         if (c->name[j] == '\0')

@@ -27,6 +27,7 @@
 #include "qdb.h"
 #include "qwall.h"
 #include "rules.h"
+#include "wire.h"
 
 #define NS_PER_SEC 1000000000ull
 
@@ -92,9 +93,11 @@ enum fw_gw_state {
 
 struct fw_link {
     bool used;
-    bool rules_seen; /* a commit (or attach-time tree) was applied */
-    uint8_t mac[6];  /* the peer's MAC (client) / ours (uplink) */
-    uint32_t ip;     /* client address, host order (0 for the uplink) */
+    bool rules_seen;    /* a commit (or attach-time tree) was applied */
+    uint8_t mac[6];     /* the peer's MAC (client) / ours (uplink) */
+    uint8_t ethout[12]; /* destination + source MAC of frames sent here */
+    uint8_t mymac[6];   /* our MAC on this link */
+    uint32_t ip;        /* client address, host order (0 for the uplink) */
     char name[32];
     struct rules_set *rules;
     uint64_t reject_credit, reject_last; /* token bucket, see above */
@@ -116,6 +119,7 @@ struct qw {
     /* addressing */
     struct fw_net qdbnet; /* from QubesDB */
     struct fw_net net;    /* effective (config overrides QubesDB) */
+    bool configured;      /* net.ip and net.gw known */
     struct rules_dns dns_set;
     bool waiting_logged;
     bool synced_once;
@@ -186,6 +190,7 @@ void fw_count(struct qw *fw, unsigned link, enum qw_drop why, uint64_t n);
 uint8_t *fw_tx_alloc(struct qw *fw);
 bool fw_emit(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len);
 void fw_eth_hdr(struct qw *fw, unsigned link, uint8_t *eth);
+void fw_set_gw_mac(struct qw *fw, const uint8_t mac[6]);
 bool fw_configured(const struct qw *fw);
 bool fw_addrset_has(const struct qw *fw, uint32_t ip);
 void fw_addrset_rebuild(struct qw *fw);
@@ -213,6 +218,7 @@ bool fw_icmp_is_query_reply(uint8_t type);
 void fw_nat_out(struct fw_pkt *p, const struct ct_entry *e);
 void fw_nat_in(struct fw_pkt *p, const struct ct_entry *e);
 void fw_nat_ttl(struct fw_pkt *p);
+uint32_t fw_nat_delta(const struct ct_entry *e);
 int fw_nat_icmp_inner_key(const struct fw_pkt *p, struct ct_key *k);
 void fw_nat_icmp_error(struct fw_pkt *p, const struct ct_entry *e, int dir);
 void fw_csum_complete(struct fw_pkt *p);
@@ -237,6 +243,95 @@ static inline uint16_t fw_ip_csum(const uint8_t *ip, unsigned hlen)
     s = (s & 0xffff) + (s >> 16);
     s = (s & 0xffff) + (s >> 16);
     return (uint16_t)~s;
+}
+
+/*
+ * True if an IPv4 header's checksum verifies. Sums native 32-bit words:
+ * the one's complement sum is byte-order independent (RFC 1071 2.B) and
+ * the expected result 0xffff is the same in either order.
+ */
+static inline bool fw_ip_hdr_ok(const uint8_t *ip, unsigned hlen)
+{
+    uint64_t s = 0;
+    uint32_t w, t;
+
+    if (hlen == IP4_MIN_HLEN) {
+        /* the usual header, unrolled: five 32-bit words */
+        uint32_t a, b, c, d, e;
+        __builtin_memcpy(&a, ip, 4);
+        __builtin_memcpy(&b, ip + 4, 4);
+        __builtin_memcpy(&c, ip + 8, 4);
+        __builtin_memcpy(&d, ip + 12, 4);
+        __builtin_memcpy(&e, ip + 16, 4);
+        s = (uint64_t)a + b + c + d + e;
+    } else {
+        for (unsigned i = 0; i < hlen; i += 4) {
+            __builtin_memcpy(&w, ip + i, 4);
+            s += w;
+        }
+    }
+    s = (s & 0xffffffffu) + (s >> 32);
+    t = (uint32_t)s + (uint32_t)(s >> 32);
+    t = (t & 0xffff) + (t >> 16);
+    t = (t & 0xffff) + (t >> 16);
+    return t == 0xffff;
+}
+
+/* RFC 1624 eqn. 3 with a summed delta d (sum of ~old + new words). */
+__attribute__((always_inline)) static inline uint16_t fw_csum_adjust(uint16_t c,
+                                                                     uint32_t d)
+{
+    uint32_t s = (uint32_t)(uint16_t)~c + d;
+
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)~s;
+}
+
+/*
+ * Translate a plain TCP/UDP packet of a connection with its precomputed
+ * delta: dir 0 sets the source (addr, port), dir 1 the destination; TTL - 1
+ * (its delta is the constant ~w + (w - 0x100) = 0xfeff).
+ */
+/* Delta of the TTL decrement on the TTL/protocol word, in the native
+ * order of a 16-bit load: ~w + (w - 1 on the TTL byte). */
+#if defined(QW_WIRE_SWAP) && QW_WIRE_SWAP
+#define FW_TTL_DELTA 0xfffeu
+#else
+#define FW_TTL_DELTA 0xfeffu
+#endif
+
+/*
+ * Translate a plain TCP/UDP packet of a connection with its precomputed
+ * delta (fw_nat_delta(), in native load order: the one's complement sum
+ * is byte-order independent, RFC 1071 2.B): dir 0 sets the source
+ * (addr, port), dir 1 the destination; TTL - 1.
+ */
+__attribute__((always_inline)) static inline void
+fw_nat_fast(uint8_t *ip, uint8_t *l4, uint8_t proto, uint32_t delta, int dir,
+            uint32_t addr, uint16_t port)
+{
+    uint32_t dip = delta >> 16, dl4 = delta & 0xffff;
+    uint8_t *cp = l4 + (proto == IPPROTO_TCP_ ? 16 : 6);
+    uint16_t c;
+
+    if (dir) {
+        dip = (uint16_t)~dip;
+        dl4 = (uint16_t)~dl4;
+    }
+    ip[8]--;
+    __builtin_memcpy(&c, ip + 10, 2);
+    c = fw_csum_adjust(c, dip + FW_TTL_DELTA);
+    __builtin_memcpy(ip + 10, &c, 2);
+    qw_put32(ip + 12 + 4 * dir, addr);
+    qw_put16(l4 + 2 * dir, port);
+    __builtin_memcpy(&c, cp, 2);
+    if (proto == IPPROTO_TCP_ || c != 0) {
+        c = fw_csum_adjust(c, dl4);
+        if (c == 0 && proto == IPPROTO_UDP_)
+            c = 0xffff; /* 0 means "no checksum" in UDP */
+        __builtin_memcpy(cp, &c, 2);
+    }
 }
 
 #endif /* QW_FW_H */

@@ -85,7 +85,7 @@ static void uplink_arp(struct qw *fw, uint8_t *frame, uint32_t len, unsigned op)
             fw_log(fw, FW_LOG_ARP, QW_LOG_INFO,
                    "fw: gateway is at %02x:%02x:%02x:%02x:%02x:%02x", sha[0],
                    sha[1], sha[2], sha[3], sha[4], sha[5]);
-        __builtin_memcpy(fw->gw_mac, sha, 6);
+        fw_set_gw_mac(fw, sha);
         fw->gw_state = FW_GW_RESOLVED;
         fw->gw_next = 0;
         learnt = true;
@@ -135,7 +135,7 @@ void fw_arp_gratuitous(struct qw *fw)
 /* (Re)start resolving the gateway; the fallback MAC is used meanwhile. */
 void fw_arp_gw_start(struct qw *fw)
 {
-    __builtin_memcpy(fw->gw_mac, mac_fe, 6);
+    fw_set_gw_mac(fw, mac_fe);
     fw->gw_tries = 0;
     if (!fw->uplink_up || !fw_configured(fw)) {
         fw->gw_state = FW_GW_NONE;

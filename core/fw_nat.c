@@ -22,44 +22,59 @@ static uint16_t udp_fix(uint16_t c)
 }
 
 /*
+ * RFC 1624 eqn. 3 with the changes summed first: d is the sum of
+ * ~old + new over every changed 16-bit word, so one fold serves any
+ * number of fields. d stays below 2^20 for the handful of words here.
+ */
+static inline uint32_t d32(uint32_t o, uint32_t n)
+{
+    o = ~o;
+    return (o >> 16) + (o & 0xffff) + (n >> 16) + (n & 0xffff);
+}
+
+static inline uint32_t d16(uint16_t o, uint16_t n)
+{
+    return (uint32_t)(uint16_t)~o + n;
+}
+
+static inline uint16_t adjust(uint16_t c, uint32_t d)
+{
+    uint32_t s = (uint32_t)(uint16_t)~c + d;
+
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)~s;
+}
+
+/*
  * Set the packet's addresses and ports (ICMP: the query id, which sits
- * in sport for requests and dport for answers, as in the ct key).
+ * in sport for requests and dport for answers, as in the ct key) and
+ * decrement its TTL, with one checksum adjustment per header.
  */
 static void rewrite(struct fw_pkt *p, uint32_t src, uint32_t dst,
                     uint16_t sport, uint16_t dport)
 {
     uint8_t *ip = p->ip, *l4 = p->l4;
-    uint16_t ipc = qw_get16(ip + 10), c;
+    uint32_t da = d32(p->src, src) + d32(p->dst, dst);
+    uint16_t ttlw = qw_get16(ip + 8);
 
-    if (src != p->src) {
-        qw_put32(ip + 12, src);
-        ipc = qw_csum_update32(ipc, p->src, src);
-    }
-    if (dst != p->dst) {
-        qw_put32(ip + 16, dst);
-        ipc = qw_csum_update32(ipc, p->dst, dst);
-    }
-    qw_put16(ip + 10, ipc);
+    qw_put32(ip + 12, src);
+    qw_put32(ip + 16, dst);
+    ip[8]--;
+    qw_put16(ip + 10, adjust(qw_get16(ip + 10),
+                             da + d16(ttlw, (uint16_t)(ttlw - 0x100))));
     switch (p->proto) {
     case IPPROTO_TCP_:
-        c = qw_get16(l4 + 16);
-        c = qw_csum_update32(c, p->src, src);
-        c = qw_csum_update32(c, p->dst, dst);
-        c = qw_csum_update16(c, p->sport, sport);
-        c = qw_csum_update16(c, p->dport, dport);
+        qw_put16(l4 + 16, adjust(qw_get16(l4 + 16), da + d16(p->sport, sport) +
+                                                        d16(p->dport, dport)));
         qw_put16(l4, sport);
         qw_put16(l4 + 2, dport);
-        qw_put16(l4 + 16, c);
         break;
     case IPPROTO_UDP_:
-        c = qw_get16(l4 + 6);
-        if (c != 0) {
-            c = qw_csum_update32(c, p->src, src);
-            c = qw_csum_update32(c, p->dst, dst);
-            c = qw_csum_update16(c, p->sport, sport);
-            c = qw_csum_update16(c, p->dport, dport);
-            qw_put16(l4 + 6, udp_fix(c));
-        }
+        if (qw_get16(l4 + 6) != 0)
+            qw_put16(l4 + 6, udp_fix(adjust(qw_get16(l4 + 6),
+                                            da + d16(p->sport, sport) +
+                                                d16(p->dport, dport))));
         qw_put16(l4, sport);
         qw_put16(l4 + 2, dport);
         break;
@@ -69,10 +84,8 @@ static void rewrite(struct fw_pkt *p, uint32_t src, uint32_t dst,
             nid = sport;
         else if (fw_icmp_is_query_reply(p->icmp_type))
             nid = dport;
-        if (nid != oid) {
-            qw_put16(l4 + 4, nid);
-            qw_put16(l4 + 2, qw_csum_update16(qw_get16(l4 + 2), oid, nid));
-        }
+        qw_put16(l4 + 4, nid);
+        qw_put16(l4 + 2, adjust(qw_get16(l4 + 2), d16(oid, nid)));
         break;
     }
     default:
@@ -84,27 +97,54 @@ static void rewrite(struct fw_pkt *p, uint32_t src, uint32_t dst,
     p->dport = dport;
 }
 
-/* Client -> uplink: the packet becomes the mirror of e->reply. */
+static inline uint16_t fold16(uint32_t s)
+{
+    s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)((s & 0xffff) + (s >> 16));
+}
+
+/*
+ * The translation of a TCP/UDP connection as two checksum deltas (client
+ * to uplink direction; the other direction is their one's complement
+ * negation): high half for the IPv4 header (the address), low half for
+ * the L4 checksum (address in the pseudo-header and port), each in the
+ * native order of a 16-bit load. Computed once when the connection is
+ * created, kept in ct_entry.user.
+ */
+uint32_t fw_nat_delta(const struct ct_entry *e)
+{
+    uint32_t da = d32(e->orig.src, e->reply.dst);
+    uint16_t dip = fold16(da);
+    uint16_t dl4 = fold16(da + d16(e->orig.sport, e->reply.dport));
+
+#if defined(QW_WIRE_SWAP) && QW_WIRE_SWAP
+    dip = __builtin_bswap16(dip);
+    dl4 = __builtin_bswap16(dl4);
+#endif
+    return (uint32_t)dip << 16 | dl4;
+}
+
+/* Client -> uplink: the packet becomes the mirror of e->reply, TTL - 1
+ * (the caller checked it is > 1). */
 void fw_nat_out(struct fw_pkt *p, const struct ct_entry *e)
 {
     rewrite(p, e->reply.dst, e->reply.src, e->reply.dport, e->reply.sport);
 }
 
-/* Uplink -> client: the packet becomes the mirror of e->orig. */
+/* Uplink -> client: the packet becomes the mirror of e->orig, TTL - 1. */
 void fw_nat_in(struct fw_pkt *p, const struct ct_entry *e)
 {
     rewrite(p, e->orig.dst, e->orig.src, e->orig.dport, e->orig.sport);
 }
 
-/* Forwarding: TTL - 1 (the caller checked it is > 1). */
+/* Forwarding without translation: TTL - 1 (the caller checked > 1). */
 void fw_nat_ttl(struct fw_pkt *p)
 {
     uint8_t *ip = p->ip;
     uint16_t old = qw_get16(ip + 8);
 
     ip[8]--;
-    qw_put16(ip + 10,
-             qw_csum_update16(qw_get16(ip + 10), old, qw_get16(ip + 8)));
+    qw_put16(ip + 10, adjust(qw_get16(ip + 10), d16(old, qw_get16(ip + 8))));
 }
 
 /*

@@ -76,6 +76,7 @@ void fw_net_changed(struct qw *fw)
     if (__builtin_memcmp(&old, &n, sizeof n) == 0)
         return;
     fw->net = n;
+    fw->configured = n.ip != 0 && n.gw != 0;
     net_fmt(line, sizeof line, &n);
     fw_log(fw, FW_LOG_CORE, QW_LOG_INFO, "fw: network settings (%s)", line);
     gw_new = old.gw != 0 && n.gw != old.gw;

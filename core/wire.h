@@ -11,29 +11,65 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Big-endian loads and stores. On a little-endian host they compile to one
+ * unaligned access and a byte swap (the byte-by-byte form is not always
+ * merged by the compiler); __BYTE_ORDER__ is predefined by GCC and Clang,
+ * so no header is needed.
+ */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define QW_WIRE_SWAP 1
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define QW_WIRE_SWAP 0
+#endif
+
 static inline uint16_t qw_get16(const uint8_t *p)
 {
+#ifdef QW_WIRE_SWAP
+    uint16_t v;
+
+    __builtin_memcpy(&v, p, 2);
+    return QW_WIRE_SWAP ? __builtin_bswap16(v) : v;
+#else
     return (uint16_t)(p[0] << 8 | p[1]);
+#endif
 }
 
 static inline uint32_t qw_get32(const uint8_t *p)
 {
+#ifdef QW_WIRE_SWAP
+    uint32_t v;
+
+    __builtin_memcpy(&v, p, 4);
+    return QW_WIRE_SWAP ? __builtin_bswap32(v) : v;
+#else
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
            p[3];
+#endif
 }
 
 static inline void qw_put16(uint8_t *p, uint16_t v)
 {
+#ifdef QW_WIRE_SWAP
+    v = QW_WIRE_SWAP ? __builtin_bswap16(v) : v;
+    __builtin_memcpy(p, &v, 2);
+#else
     p[0] = (uint8_t)(v >> 8);
     p[1] = (uint8_t)v;
+#endif
 }
 
 static inline void qw_put32(uint8_t *p, uint32_t v)
 {
+#ifdef QW_WIRE_SWAP
+    v = QW_WIRE_SWAP ? __builtin_bswap32(v) : v;
+    __builtin_memcpy(p, &v, 4);
+#else
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
+#endif
 }
 
 /* Ethernet II */
@@ -116,7 +152,8 @@ static inline uint16_t qw_csum_update16(uint16_t csum, uint16_t old,
 static inline uint16_t qw_csum_update32(uint16_t csum, uint32_t old,
                                         uint32_t new_)
 {
-    csum = qw_csum_update16(csum, (uint16_t)(old >> 16), (uint16_t)(new_ >> 16));
+    csum =
+        qw_csum_update16(csum, (uint16_t)(old >> 16), (uint16_t)(new_ >> 16));
     return qw_csum_update16(csum, (uint16_t)old, (uint16_t)new_);
 }
 
