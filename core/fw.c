@@ -845,8 +845,10 @@ static bool pkt_defrag(struct qw *fw, struct fw_pkt *p)
     return true;
 }
 
-static void fw_ip4(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len,
-                   uint16_t flags)
+/* The full pipeline, out of line so the fast path stays small. */
+__attribute__((noinline)) static void fw_ip4(struct qw *fw, unsigned link,
+                                             uint8_t *frame, uint32_t len,
+                                             uint16_t flags)
 {
     struct fw_pkt p;
     uint8_t *ip = frame + ETH_HLEN;
@@ -920,6 +922,14 @@ static bool eth_for_us(const struct fw_link *l, const uint8_t *d)
            __builtin_memcmp(d, mac_bcast, 6) == 0;
 }
 
+/* k is the key a (live) entry holds: a repeat of the last flow. */
+static inline bool same_flow(const struct ct_key *a, const struct ct_key *k,
+                             uint64_t now, uint64_t expires)
+{
+    return a->src == k->src && a->dst == k->dst && a->sport == k->sport &&
+           a->dport == k->dport && a->proto == k->proto && now < expires;
+}
+
 /*
  * The established-connection fast path: a plain TCP or UDP packet (no IP
  * options, not a fragment, TTL > 1, fits the MTU, valid header checksum)
@@ -936,7 +946,6 @@ static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len)
     struct ct_entry *e;
     uint32_t iplen;
     unsigned to;
-    int dir;
 
     if (len < ETH_HLEN + IP4_MIN_HLEN + 8 || ip[0] != 0x45 || ip[8] <= 1)
         return false;
@@ -971,25 +980,32 @@ static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len)
          * not internal at creation and whenever the set changes */
         if (k.dst != fw->net.ip)
             return false;
-        dir = 1;
-        e = ct_lookup_dir(fw->ct, &k, 1, fw->now);
+        e = fw->links[0].last;
+        if (e == NULL || !same_flow(&e->reply, &k, fw->now, e->expires) ||
+            !(e->flags & CT_F_USED)) {
+            e = ct_lookup_dir(fw->ct, &k, 1, fw->now);
+            fw->links[0].last = e;
+        }
         if (e == NULL || e->link == CT_LINK_SELF)
             return false;
         to = e->link;
+        ct_update(fw->ct, e, 1, tcpflags, fw->now);
+        fw_nat_fast(ip, l4, proto, e->user, 1, e->orig.src, e->orig.sport);
     } else {
         if (!fw->uplink_up)
             return false;
-        dir = 0;
-        e = ct_lookup_dir(fw->ct, &k, 0, fw->now);
+        e = fw->links[link].last;
+        if (e == NULL || !same_flow(&e->orig, &k, fw->now, e->expires) ||
+            !(e->flags & CT_F_USED)) {
+            e = ct_lookup_dir(fw->ct, &k, 0, fw->now);
+            fw->links[link].last = e;
+        }
         if (e == NULL || e->link != link)
             return false;
         to = QW_LINK_UPLINK;
-    }
-    ct_update(fw->ct, e, dir, tcpflags, fw->now);
-    if (dir == 0)
+        ct_update(fw->ct, e, 0, tcpflags, fw->now);
         fw_nat_fast(ip, l4, proto, e->user, 0, e->reply.dst, e->reply.dport);
-    else
-        fw_nat_fast(ip, l4, proto, e->user, 1, e->orig.src, e->orig.sport);
+    }
     __builtin_memcpy(frame, fw->links[to].ethout, 12);
     if (fw->out == NULL || fw->out->n >= fw->out->cap) {
         fw_emit(fw, to, frame, ETH_HLEN + iplen); /* counts tx_full */
@@ -1145,6 +1161,7 @@ int qw_client_attach(struct qw *fw, const struct qw_client *c, uint64_t now)
     __builtin_memset(&l->st, 0, sizeof l->st);
     l->used = true;
     l->rules_seen = false;
+    l->last = NULL;
     l->ip = c->ip;
     __builtin_memcpy(l->mac, c->mac, 6);
     __builtin_memcpy(l->ethout, c->mac, 6);
@@ -1179,6 +1196,7 @@ void qw_client_detach(struct qw *fw, unsigned link, uint64_t now)
     rules_release(l->rules, &fw->hosts);
     l->used = false;
     l->rules_seen = false;
+    l->last = NULL;
     fw_addrset_rebuild(fw);
     fw_log(fw, FW_LOG_CORE, QW_LOG_INFO, "fw: client %s detached (link %u)",
            l->name, link);

@@ -97,7 +97,12 @@ struct fw_link {
     uint8_t mac[6];     /* the peer's MAC (client) / ours (uplink) */
     uint8_t ethout[12]; /* destination + source MAC of frames sent here */
     uint8_t mymac[6];   /* our MAC on this link */
-    uint32_t ip;        /* client address, host order (0 for the uplink) */
+    /* The connection of the last fast-path packet received here (client:
+     * original key, uplink: reply key). Only a hint: checked against the
+     * entry's key, CT_F_USED and expiry before use (ct slots live as long
+     * as the table; a freed slot is zeroed). */
+    struct ct_entry *last;
+    uint32_t ip; /* client address, host order (0 for the uplink) */
     char name[32];
     struct rules_set *rules;
     uint64_t reject_credit, reject_last; /* token bucket, see above */

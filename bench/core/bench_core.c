@@ -203,6 +203,26 @@ __attribute__((noinline)) void bench_measured(unsigned link, struct qw_frame *f,
 
 enum scen { EST, EST_REPLY, NEW, ARP, FRAG3 };
 
+/* SYN out, SYN-ACK back, ACK out: an established connection from port. */
+static void establish(uint16_t port)
+{
+    uint8_t f[2048];
+    struct qw_frame q = {f, 0, 0, 0};
+
+    q.len = (uint32_t)build(f, m_fe, m_work, WORK, REMOTE, 6, port, 443, 0x02,
+                            0, 0x4000);
+    out.n = 0;
+    qw_rx(fw, 1, &q, 1, now, &out);
+    q.len = (uint32_t)build(f, m_up, m_gw, REMOTE, FW_IP, 6, 443, port, 0x12, 0,
+                            0x4000);
+    out.n = 0;
+    qw_rx(fw, 0, &q, 1, now, &out);
+    q.len = (uint32_t)build(f, m_fe, m_work, WORK, REMOTE, 6, port, 443, 0x10,
+                            0, 0x4000);
+    out.n = 0;
+    qw_rx(fw, 1, &q, 1, now, &out);
+}
+
 struct job {
     enum scen s;
     uint8_t tmpl[BATCH][2048];
@@ -215,7 +235,7 @@ struct job {
 
 static void prepare(struct job *j, const char *name)
 {
-    unsigned nrules = 100;
+    unsigned nrules = 100, nflows;
 
     memset(j, 0, sizeof *j);
     j->nf = 1;
@@ -242,25 +262,22 @@ static void prepare(struct job *j, const char *name)
     }
     setup(nrules);
     if (j->s == EST || j->s == EST_REPLY) {
-        uint8_t f[2048];
-        struct qw_frame q = {f, 0, 0, 0};
-        /* establish: SYN out, SYN-ACK back, then the data template */
-        q.len = (uint32_t)build(f, m_fe, m_work, WORK, REMOTE, 6, 40000, 443,
-                                0x02, 0, 0x4000);
-        out.n = 0;
-        qw_rx(fw, 1, &q, 1, now, &out);
-        q.len = (uint32_t)build(f, m_up, m_gw, REMOTE, FW_IP, 6, 443, 40000,
-                                0x12, 0, 0x4000);
-        out.n = 0;
-        qw_rx(fw, 0, &q, 1, now, &out);
+        establish(40000);
+        /* est_tcp_mix: 32 flows interleaved, so that consecutive packets
+         * never belong to the same connection */
+        nflows = strstr(name, "mix") != NULL ? BATCH : 1;
+        for (unsigned k = 1; k < nflows; k++) {
+            establish(40000 + k);
+        }
         for (unsigned k = 0; k < j->nf; k++) {
+            uint16_t port = (uint16_t)(40000 + k % nflows);
             if (j->s == EST) {
                 j->tlen[k] = build(j->tmpl[k], m_fe, m_work, WORK, REMOTE, 6,
-                                   40000, 443, 0x10, 64, 0x4000);
+                                   port, 443, 0x10, 64, 0x4000);
             } else {
                 j->link = 0;
                 j->tlen[k] = build(j->tmpl[k], m_up, m_gw, REMOTE, FW_IP, 6,
-                                   443, 40000, 0x10, 64, 0x4000);
+                                   443, port, 0x10, 64, 0x4000);
             }
         }
     } else if (j->s == NEW) {

@@ -6,7 +6,7 @@ set -eu
 : "${BIN:?}" "${N:=2000}" "${NS_N:=200000}" "${OUT:=bench/results/core.md}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
-scens="est_tcp est_tcp_reply est_tcp_b1 est_tcp_reply_b1 new_10 new_100 new_1000 arp frag3"
+scens="est_tcp est_tcp_reply est_tcp_mix est_tcp_reply_mix est_tcp_b1 est_tcp_reply_b1 new_10 new_100 new_1000 arp frag3"
 
 for s in $scens; do
     units=$(valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$s" \
@@ -30,6 +30,8 @@ key() {
     case $1 in
     est_tcp) echo established_tcp ;;
     est_tcp_reply) echo established_tcp_reply ;;
+    est_tcp_mix) echo established_tcp_32_flows ;;
+    est_tcp_reply_mix) echo established_tcp_reply_32_flows ;;
     est_tcp_b1) echo established_tcp_batch1 ;;
     est_tcp_reply_b1) echo established_tcp_reply_batch1 ;;
     new_10) echo new_flow_10_rules ;;
@@ -44,6 +46,8 @@ what() {
     case $1 in
     est_tcp) echo "established TCP, client to uplink (NAT hit, 118-byte frames, batches of 32)" ;;
     est_tcp_reply) echo "established TCP, uplink to client (reverse NAT, batches of 32)" ;;
+    est_tcp_mix) echo "established TCP, 32 flows interleaved (no two consecutive packets of one flow)" ;;
+    est_tcp_reply_mix) echo "established TCP replies, 32 flows interleaved" ;;
     est_tcp_b1) echo "established TCP, client to uplink, one frame per qw_rx() call" ;;
     est_tcp_reply_b1) echo "established TCP, uplink to client, one frame per call" ;;
     new_10) echo "new TCP connection, 10 rules (last accepts), ct entry created" ;;

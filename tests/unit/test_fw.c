@@ -656,6 +656,45 @@ TEST(fw_property_nat_round_trip)
     t_free(t);
 }
 
+/* The fast path's per-link "last connection" hint never outlives the
+ * connection: removal by a rule change, expiry, or a flush. */
+TEST(fw_fast_path_hint_revalidated)
+{
+    struct tfw *t = t_setup();
+    static const char *const dns_only[] = {
+        "policy=drop", "0000=action=accept proto=udp specialtarget=dns", NULL};
+
+    t_rx(t, t->work, FX_SYN_IN);
+    t_rx(t, 0, FX_SYNACK_IN);
+    CHECK(t_out_is(t, 0, t->work, FX_SYNACK_OUT));
+    t_rx(t, t->work, FX_ACK_IN); /* both links now hint at this flow */
+    CHECK(t_out_is(t, 0, 0, FX_ACK_OUT));
+    t_rx(t, 0, FX_SYNACK_IN);
+    CHECK_EQ(t->out.n, 1);
+    t_rules(t, "10.137.0.10", dns_only); /* closes the TCP connection */
+    t_rx(t, 0, FX_SYNACK_IN);
+    CHECK(t_dropped_as(t, 0, QW_DROP_UPLINK_NEW));
+    t_rx(t, t->work, FX_ACK_IN);
+    CHECK(t_dropped_as(t, t->work, QW_DROP_TCP_NOT_SYN));
+    /* expiry: a replied UDP flow lives 120 s without traffic */
+    t_rx(t, t->work, FX_DNS_IN);
+    t_rx(t, 0, FX_DNSR_IN);
+    CHECK(t_out_is(t, 0, t->work, FX_DNSR_OUT));
+    t_rx(t, 0, FX_DNSR_IN);
+    CHECK(t_out_is(t, 0, t->work, FX_DNSR_OUT));
+    t->now += 121 * SEC;
+    t_rx(t, 0, FX_DNSR_IN);
+    CHECK(t_dropped_as(t, 0, QW_DROP_UPLINK_NEW));
+    /* a new netvm flushes everything */
+    t_rx(t, t->work, FX_DNS_IN);
+    t_rx(t, 0, FX_DNSR_IN);
+    CHECK_EQ(t->out.n, 1);
+    t_write(t, "/qubes-gateway", "10.137.0.3");
+    t_rx(t, 0, FX_DNSR_IN);
+    CHECK(t_dropped_as(t, 0, QW_DROP_UPLINK_NEW));
+    t_free(t);
+}
+
 int main(void)
 {
     RUN(fw_create_validates);
@@ -672,5 +711,6 @@ int main(void)
     RUN(fw_dns_self_port_not_forwarded);
     RUN(fw_qdb_bad_values);
     RUN(fw_property_nat_round_trip);
+    RUN(fw_fast_path_hint_revalidated);
     return test_summary();
 }
