@@ -66,6 +66,9 @@ struct hosted {
     struct qw_frame outv[OUT_CAP];
     struct qw_out out;
     int ep, sfd, tfd;
+    uint64_t timer_at; /* what tfd is armed for (0 = disarmed) */
+    bool timer_fired;
+    bool qdb_want_out; /* EPOLLOUT requested on the QubesDB socket */
     /* QubesDB stream */
     const char *qdb_path;
     int qdb_fd;
@@ -484,6 +487,7 @@ static void qdb_close(struct hosted *h, uint64_t now, const char *why)
     close(h->qdb_fd);
     h->qdb_fd = -1;
     h->qtx_off = h->qtx_len = 0;
+    h->qdb_want_out = false;
     h->qhdr_n = h->qskip = 0;
     h->qsynced = false;
     h->qdb_retry_at = now + QDB_RETRY_NS;
@@ -494,6 +498,9 @@ static void qdb_set_events(struct hosted *h, bool want_out)
     struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0),
                              .data.u32 = TAG_QDB};
 
+    if (want_out == h->qdb_want_out)
+        return; /* one syscall saved per loop turn */
+    h->qdb_want_out = want_out;
     epoll_ctl(h->ep, EPOLL_CTL_MOD, h->qdb_fd, &ev);
 }
 
@@ -710,13 +717,16 @@ static void arm_timer(struct hosted *h, uint64_t now)
         t = h->qdb_retry_at;
     if (h->nnames && h->reconcile_at < t)
         t = h->reconcile_at;
+    if (t == UINT64_MAX)
+        t = 0; /* disarm */
+    else if (t <= now)
+        t = now + 1;
+    if (t == h->timer_at)
+        return; /* already armed for it: no syscall on the busy path */
+    h->timer_at = t;
     memset(&its, 0, sizeof(its));
-    if (t != UINT64_MAX) {
-        if (t <= now)
-            t = now + 1;
-        its.it_value.tv_sec = (time_t)(t / 1000000000ull);
-        its.it_value.tv_nsec = (long)(t % 1000000000ull);
-    }
+    its.it_value.tv_sec = (time_t)(t / 1000000000ull);
+    its.it_value.tv_nsec = (long)(t % 1000000000ull);
     timerfd_settime(h->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
@@ -724,8 +734,12 @@ static void run_timers(struct hosted *h, uint64_t now)
 {
     uint64_t junk;
 
-    if (read(h->tfd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
-        hlog(h, QW_LOG_DEBUG, "hosted: timerfd: %s", strerror(errno));
+    if (h->timer_fired) {
+        h->timer_fired = false;
+        h->timer_at = 0; /* expired: the next arm_timer() must re-arm */
+        if (read(h->tfd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
+            hlog(h, QW_LOG_DEBUG, "hosted: timerfd: %s", strerror(errno));
+    }
     if (h->qdb_fd < 0 && now >= h->qdb_retry_at)
         qdb_connect(h, now);
     /* Between a reconnect and the end of the dump the core's store is
@@ -764,7 +778,9 @@ static void loop(struct hosted *h)
         for (i = 0; i < n; i++) {
             uint32_t tag = ev[i].data.u32;
 
-            if (tag == TAG_SIGNAL) {
+            if (tag == TAG_TIMER) {
+                h->timer_fired = true;
+            } else if (tag == TAG_SIGNAL) {
                 if (!on_signal(h))
                     return;
             } else if (tag == TAG_QDB) {
