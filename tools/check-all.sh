@@ -17,8 +17,9 @@ for t in "$@"; do
     log="$logs/$t.log"
     start=$(date +%s)
     echo "== make $t (log: $log)"
-    $make --no-print-directory "$t" 2>&1 | tee "$log"
-    rc=$(grep -c '^make: \*\*\*' "$log")
+    { $make --no-print-directory "$t" 2>&1; echo $? >"$log.rc"; } |
+        tee "$log"
+    rc=$(cat "$log.rc")
     secs=$(($(date +%s) - start))
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
     if [ -n "$line" ]; then
