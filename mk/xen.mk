@@ -90,7 +90,8 @@ check-xen: qwall.xen $(B)/xen/gnthelper
 $(B)/xen/gnthelper: tests/xen/gnthelper.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -static -o $@ $< \
-	    -lxengnttab -lxenstore -lxentoolcore -lxentoollog -lpthread
+	    -lxenevtchn -lxengnttab -lxenstore -lxentoolcore -lxentoollog \
+	    -lpthread
 
 # Host unit tests of xen/ code (pure modules only).
 XEN_UNIT_SRCS := $(sort $(wildcard tests/xen/unit/test_*.c))

@@ -77,11 +77,17 @@ static void evtchn_unmask(uint32_t port)
     __atomic_and_fetch(&evtchn_si->evtchn_mask[port / 64], ~bit,
                        __ATOMIC_SEQ_CST);
     /* An event raised while masked sets only the pending bit, not the
-     * selector: let Xen re-deliver it. */
+     * selector, and a later raise of a port already pending does nothing:
+     * the event would be lost for good. Xen re-delivers it from
+     * EVTCHNOP_unmask, but only if it finds the mask bit set (it tests
+     * and clears it), so put the mask back first. */
     if (__atomic_load_n(&evtchn_si->evtchn_pending[port / 64],
                         __ATOMIC_SEQ_CST) &
-        bit)
+        bit) {
+        __atomic_or_fetch(&evtchn_si->evtchn_mask[port / 64], bit,
+                          __ATOMIC_SEQ_CST);
         hv_event_channel_op(EVTCHNOP_unmask, &op);
+    }
 }
 
 int evtchn_attach(uint32_t port, evtchn_handler fn, void *arg)

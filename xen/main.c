@@ -52,6 +52,18 @@ static struct {
     uint8_t *offer, *in, *out;
 } main_gt;
 static struct clock_timer main_gt_retry;
+static int main_evt_port = -1;
+static unsigned main_evt_seen;
+
+/* dom0 notified the port we allocated for it: answer once. */
+static void main_evt_handler(uint32_t port, void *arg)
+{
+    (void)arg;
+    if (main_evt_seen++ == 0) {
+        log_info("evtchn: event from dom0 on port %u, notifying back", port);
+        evtchn_send(port);
+    }
+}
 
 static void main_early(const char *s)
 {
@@ -331,6 +343,10 @@ static void main_gt_finish(void)
     }
     main_gt.state = 2;
     mm_free_pages(main_gt.offer, 1);
+    if (main_evt_port >= 0) {
+        evtchn_close((uint32_t)main_evt_port);
+        main_evt_port = -1;
+    }
     log_info("gnttab: round trip ok (granted, refused revoke while mapped, "
              "copied 4096 bytes in and out, revoked; %u grants in use)",
              gnttab_used());
@@ -440,6 +456,13 @@ static void main_selftest_start(void)
         return;
     }
     xs_rm(0, "data/qwt-gnt");
+    main_evt_port = evtchn_alloc_unbound(0, main_evt_handler, NULL);
+    if (main_evt_port < 0) {
+        log_err("selftest: alloc_unbound failed (%d)", main_evt_port);
+    } else {
+        qw_snprintf(v, sizeof(v), "%d", main_evt_port);
+        xs_write(0, "data/qwt-gnt/evtchn", v);
+    }
     rc = xs_watch("data/qwt-gnt", main_gt_watch, NULL);
     qw_snprintf(v, sizeof(v), "%d", main_gt.ref);
     if (rc >= 0)

@@ -139,6 +139,7 @@ if wait_log qwall 'gnttab: round trip ok' 5000; then
 else
     fail grant-guest "no 'gnttab: round trip ok'"
 fi
+check event-channel grep -q 'evtchn: event from dom0 on port' "$con/guest-qwall.log"
 check grant-revoke-refused grep -q 'gnttab: revoke refused while dom0 maps' "$con/guest-qwall.log"
 
 # Clean shutdown through control/shutdown.

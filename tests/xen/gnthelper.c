@@ -15,9 +15,13 @@
  *     the bytes XOR 0xff into dst and writes `result`;
  *  4. we check dst, unmap the guest page and write `unmapped`; the guest
  *     now revokes successfully and writes `done`.
+ * Before all that, an event-channel round trip: the guest allocates an
+ * unbound port for dom0 and writes it to `evtchn`; we bind it
+ * (libxenevtchn), notify, and wait for the guest's notification back.
  * Prints one line per step; the last line says PASS or FAIL; exit 0 only
  * on PASS.
  */
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xenevtchn.h>
 #include <xengnttab.h>
 #include <xenstore.h>
 
@@ -74,6 +79,37 @@ static void put_key(const char *key, const char *val)
         die("cannot write %s", path);
 }
 
+/* Bind the guest's unbound port, notify it, wait for its answer. */
+static void event_round_trip(uint32_t domid)
+{
+    xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
+    char *v = wait_key("evtchn", 10000);
+    uint32_t remote = (uint32_t)strtoul(v, NULL, 10);
+    struct pollfd pfd;
+    xenevtchn_port_or_error_t local, got;
+
+    free(v);
+    if (xce == NULL)
+        die("cannot open /dev/xen/evtchn");
+    local = xenevtchn_bind_interdomain(xce, domid, remote);
+    if (local < 0)
+        die("bind to dom%u port %u failed", domid, remote);
+    if (xenevtchn_notify(xce, (evtchn_port_t)local) < 0)
+        die("notify failed");
+    pfd.fd = xenevtchn_fd(xce);
+    pfd.events = POLLIN;
+    if (poll(&pfd, 1, 10000) != 1)
+        die("no event back from dom%u port %u within 10 s", domid, remote);
+    got = xenevtchn_pending(xce);
+    if (got != local)
+        die("event on port %d, expected %d", got, local);
+    xenevtchn_unmask(xce, (evtchn_port_t)got);
+    printf("gnthelper: event round trip on dom%u port %u (local %d)\n", domid,
+           remote, local);
+    xenevtchn_unbind(xce, (evtchn_port_t)local);
+    xenevtchn_close(xce);
+}
+
 static unsigned char pattern(unsigned i)
 {
     return (unsigned char)(i * 7u + 3u);
@@ -99,6 +135,7 @@ int main(int argc, char **argv)
     if (gt == NULL || gs == NULL)
         die("cannot open gntdev/gntalloc");
 
+    event_round_trip(domid);
     v = wait_key("offer", 10000);
     offer = (uint32_t)strtoul(v, NULL, 10);
     free(v);
@@ -139,7 +176,8 @@ int main(int argc, char **argv)
     free(v);
     xengntshr_unshare(gs, src, 1);
     xengntshr_unshare(gs, dst, 1);
-    printf("gnthelper: PASS grant map, copy in/out, revoke with dom%u\n",
+    printf("gnthelper: PASS event round trip, grant map, copy in/out, "
+           "revoke with dom%u\n",
            domid);
     return 0;
 }
