@@ -376,19 +376,27 @@ int main(int argc, char **argv)
             now += 1000;
         }
     } else {
-        t0 = ns_now();
-        for (unsigned i = 0; i < n; i++)
-            refill(&j, i);
-        base = ns_now() - t0;
-        t0 = ns_now();
-        for (unsigned i = 0; i < n; i++) {
-            refill(&j, i);
-            bench_measured(j.link, j.f, j.nf);
-            bad += out.n != j.expect_out;
-            now += 1000;
+        /* rounds of (frame copies only, then copies + pipeline); the best
+         * difference is reported, so other load on the machine inflates
+         * the figure rather than deflating it */
+        double best = 1e30;
+        for (unsigned r = 0; r < 5; r++) {
+            t0 = ns_now();
+            for (unsigned i = 0; i < n; i++)
+                refill(&j, i);
+            base = ns_now() - t0;
+            t0 = ns_now();
+            for (unsigned i = 0; i < n; i++) {
+                refill(&j, i);
+                bench_measured(j.link, j.f, j.nf);
+                bad += out.n != j.expect_out;
+                now += 1000;
+            }
+            t1 = ns_now();
+            if (t1 - t0 - base < best && t1 - t0 > base)
+                best = t1 - t0 - base;
         }
-        t1 = ns_now();
-        printf("%.1f\n", (t1 - t0 - base) / n / per);
+        printf("%.1f\n", best / n / per);
     }
     if (bad != 0) {
         fprintf(stderr,
