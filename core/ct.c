@@ -236,9 +236,8 @@ static inline struct ct_link *link_of(const struct ct *t, uint16_t link)
     return &t->links[link < t->nlinks ? link : t->nlinks];
 }
 
-/* Unlink slot i from global list l and, for a client entry, from its
- * link's list l. */
-static void lru_unlink(struct ct *t, int l, uint32_t i)
+/* Global list l: unlink slot i / make it the most recent. */
+static inline void g_unlink(struct ct *t, int l, uint32_t i)
 {
     struct ct_entry *e = &t->ent[i];
 
@@ -250,24 +249,9 @@ static void lru_unlink(struct ct *t, int l, uint32_t i)
         t->ent[e->lnext].lprev = e->lprev;
     else
         t->lru_tail[l] = e->lprev;
-    if (l < 2) {
-        struct ct_link *k = link_of(t, e->link);
-        uint32_t prev = t->lk[2 * i], next = t->lk[2 * i + 1];
-
-        if (prev != NIL)
-            t->lk[2 * prev + 1] = next;
-        else
-            k->head[l] = next;
-        if (next != NIL)
-            t->lk[2 * next] = prev;
-        else
-            k->tail[l] = prev;
-    }
 }
 
-/* Make slot i the most recent of global list l and of its link's list l:
- * both lists stay in the same order. */
-static void lru_push(struct ct *t, int l, uint32_t i)
+static inline void g_push(struct ct *t, int l, uint32_t i)
 {
     struct ct_entry *e = &t->ent[i];
 
@@ -278,18 +262,52 @@ static void lru_push(struct ct *t, int l, uint32_t i)
     else
         t->lru_tail[l] = i;
     t->lru_head[l] = i;
-    if (l < 2) {
-        struct ct_link *k = link_of(t, e->link);
-        uint32_t next = k->head[l];
+}
 
-        t->lk[2 * i] = NIL;
-        t->lk[2 * i + 1] = next;
-        if (next != NIL)
-            t->lk[2 * next] = i;
-        else
-            k->tail[l] = i;
-        k->head[l] = i;
-    }
+/* List l of link record k: unlink slot i / make it the most recent. */
+static inline void k_unlink(struct ct *t, struct ct_link *k, int l, uint32_t i)
+{
+    uint32_t prev = t->lk[2 * i], next = t->lk[2 * i + 1];
+
+    if (prev != NIL)
+        t->lk[2 * prev + 1] = next;
+    else
+        k->head[l] = next;
+    if (next != NIL)
+        t->lk[2 * next] = prev;
+    else
+        k->tail[l] = prev;
+}
+
+static inline void k_push(struct ct *t, struct ct_link *k, int l, uint32_t i)
+{
+    uint32_t next = k->head[l];
+
+    t->lk[2 * i] = NIL;
+    t->lk[2 * i + 1] = next;
+    if (next != NIL)
+        t->lk[2 * next] = i;
+    else
+        k->tail[l] = i;
+    k->head[l] = i;
+}
+
+/* Unlink slot i from global list l and, for a client entry, from its
+ * link's list l. */
+static void lru_unlink(struct ct *t, int l, uint32_t i)
+{
+    g_unlink(t, l, i);
+    if (l < 2)
+        k_unlink(t, link_of(t, t->ent[i].link), l, i);
+}
+
+/* Make slot i the most recent of global list l and of its link's list l:
+ * both lists stay in the same order. */
+static void lru_push(struct ct *t, int l, uint32_t i)
+{
+    g_push(t, l, i);
+    if (l < 2)
+        k_push(t, link_of(t, t->ent[i].link), l, i);
 }
 
 /* Count e in its link (or among the firewall's own) by delta. */
@@ -772,9 +790,23 @@ static void tcp_step(struct ct_entry *e, int dir, uint8_t f)
 static __attribute__((noinline)) void relink(struct ct *t, uint32_t i, int l,
                                              uint8_t flags)
 {
-    lru_unlink(t, l, i);
-    t->ent[i].flags |= flags;
-    lru_push(t, lru_of(&t->ent[i]), i);
+    struct ct_entry *e = &t->ent[i];
+    int nl;
+
+    g_unlink(t, l, i);
+    e->flags |= flags;
+    nl = lru_of(e);
+    g_push(t, nl, i);
+    if (nl < 2) {
+        struct ct_link *k = link_of(t, e->link);
+
+        /* interleaved flows of different links: often already the most
+         * recent of its own link */
+        if (nl != l || k->head[l] != i) {
+            k_unlink(t, k, l, i);
+            k_push(t, k, nl, i);
+        }
+    }
 }
 
 void ct_update(struct ct *t, struct ct_entry *e, int dir, uint8_t tcp_flags,

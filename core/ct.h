@@ -182,7 +182,8 @@ void ct_set_link_cap(struct ct *t, unsigned link_cap);
 /* The per-link cap in force. */
 unsigned ct_link_cap(const struct ct *t);
 
-/* Entries `link` holds now (CT_LINK_SELF: the firewall's own). O(1). */
+/* Entries `link` holds now (CT_LINK_SELF: the firewall's own; a link
+ * >= nlinks: all such links together). O(1). */
 unsigned ct_link_count(const struct ct *t, uint16_t link);
 
 /*

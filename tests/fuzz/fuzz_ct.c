@@ -1,12 +1,16 @@
 /*
  * fuzz_ct.c: the connection table under arbitrary operation sequences.
  *
- * Input: byte 0 picks the capacity (1..64), bytes 1..2 seed the random
- * source, then each operation is one opcode byte and its argument bytes
- * (missing bytes read as 0). Keys come from small address and port pools
- * so that collisions, evictions and port exhaustion are common. After
- * every operation ct_check() must hold (counts, both indexes, LRU lists,
- * free list) and a few cross-checks on what the operation returned.
+ * Input: byte 0 picks the capacity (1..64, low 6 bits) and the number of
+ * client links (1, 3, 5 or 7, top 2 bits; connections come from links
+ * 1..4, so some share the quota of out-of-range links), bytes 1..2 seed
+ * the random source, then each operation is one opcode byte and its
+ * argument bytes (missing bytes read as 0). Keys come from small address
+ * and port pools so that collisions, evictions and port exhaustion are
+ * common. After every operation ct_check() must hold (counts, both
+ * indexes, LRU lists, per-link lists and counts, free list), the per-link
+ * counts must add up, and a create must evict at most one entry, never
+ * another link's when its own link was at its cap.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,11 +82,66 @@ static bool keep_cb(void *ctx, const struct ct_entry *e)
     return ((e->orig.sport ^ *(const uint8_t *)ctx) & 1) == 0;
 }
 
-static void check(struct ct *t, unsigned cap)
+/* Per-link counts: [0..nlinks-1] the links, [nlinks] the quota that
+ * larger link numbers share, [NL] the firewall's own; unused ones 0. */
+#define NL 8
+
+static void counts(const struct ct *t, unsigned nlinks, unsigned c[NL + 1])
+{
+    for (unsigned l = 0; l < NL; l++)
+        c[l] = l <= nlinks ? ct_link_count(t, (uint16_t)l) : 0;
+    c[NL] = ct_link_count(t, CT_LINK_SELF);
+}
+
+static void check(struct ct *t, unsigned cap, unsigned nlinks)
 {
     const struct ct_stats *st = ct_get_stats(t);
+    unsigned sum;
 
     if (ct_check(t) != 0 || ct_count(t) > cap || st->entries > st->high_water)
+        abort();
+    /* links below nlinks have their own count, the rest share one */
+    sum = ct_link_count(t, (uint16_t)nlinks) + ct_link_count(t, CT_LINK_SELF);
+    for (unsigned l = 0; l < nlinks; l++)
+        sum += ct_link_count(t, (uint16_t)l);
+    if (sum != ct_count(t) || st->evicted != st->evicted_link_cap +
+                                                 st->evicted_table_full +
+                                                 st->evicted_self)
+        abort();
+}
+
+/*
+ * After ct_create() by `link` (index li into the counts): at most one
+ * entry evicted; none if it failed; the link never grows past its cap;
+ * a link at its cap never costs another link anything (other links lose
+ * only expired entries).
+ */
+static void check_create(const struct ct *t, unsigned nlinks, int rc,
+                         unsigned li, const unsigned b[NL + 1],
+                         const struct ct_stats *sb, unsigned count_before,
+                         unsigned cap)
+{
+    const struct ct_stats *st = ct_get_stats(t);
+    unsigned a[NL + 1], lcap = ct_link_cap(t), lost = 0;
+    uint64_t ev = st->evicted - sb->evicted;
+
+    counts(t, nlinks, a);
+    if (ev > 1 || (rc != 0 && ev != 0))
+        abort();
+    if (rc == 0 && a[li] > (b[li] > lcap ? b[li] : lcap))
+        abort();
+    if (b[li] < lcap && st->evicted_link_cap != sb->evicted_link_cap)
+        abort();
+    if (count_before < cap &&
+        (st->evicted_table_full != sb->evicted_table_full ||
+         st->evicted_self != sb->evicted_self))
+        abort();
+    for (unsigned l = 0; l <= NL; l++)
+        if (l != li && a[l] < b[l])
+            lost += b[l] - a[l];
+    if (lost > (st->expired - sb->expired) +
+                   (st->evicted_table_full - sb->evicted_table_full) +
+                   (st->evicted_self - sb->evicted_self))
         abort();
 }
 
@@ -92,15 +151,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint64_t mem[(1u << 16) / 8];
     struct in in = {data, size};
-    unsigned cap = 1 + next(&in) % 64;
+    uint8_t b0 = next(&in);
+    unsigned cap = 1 + b0 % 64, nlinks = 1 + (unsigned)(b0 >> 6) * 2;
     uint64_t now = 1000 * NS;
     struct ct *t;
     unsigned ops = 0;
 
     rng = 0x1234567890abcdefull ^ next(&in) ^ (uint64_t)next(&in) << 8;
-    if (ct_mem_size(cap) > sizeof mem)
+    if (ct_mem_size_links(cap, nlinks) > sizeof mem)
         abort();
-    t = ct_init(mem, cap, rnd, NULL);
+    t = ct_init_links(mem, cap, nlinks, 0, rnd, NULL);
     if (t == NULL)
         abort();
     while (in.n > 0 && ops++ < 4096) {
@@ -110,10 +170,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int dir, rc;
 
         switch (op % 12) {
-        case 0: /* new connection */
+        case 0: { /* new connection */
+            uint16_t link = (uint16_t)(1 + op / 12 % 4);
+            unsigned before[NL + 1], n = ct_count(t);
+            struct ct_stats sb = *ct_get_stats(t);
+
+            counts(t, nlinks, before);
             k = key_from(&in);
-            rc = ct_create(t, &k, 0x0a8a0009u, (uint16_t)(1 + op / 12 % 4), now,
-                           &e);
+            rc = ct_create(t, &k, 0x0a8a0009u, link, now, &e);
+            /* links >= nlinks share one count: compare that one */
+            check_create(t, nlinks, rc, link < nlinks ? link : nlinks, before,
+                         &sb, n, cap);
             if (rc == 0 && (ct_lookup(t, &e->reply, 0, &dir) != e || dir != 1 ||
                             ct_lookup(t, &k, 0, &dir) != e || dir != 0))
                 abort();
@@ -121,7 +188,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             if (rc == -QW_ENOSPC && e != NULL)
                 abort();
+            if (rc == 0 && (e->link != link || ct_link_count(t, link) == 0))
+                abort();
             break;
+        }
         case 1: /* a packet of a connection */
         case 2:
             k = key_from(&in);
@@ -162,10 +232,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 8: {
             uint16_t port = 0;
             uint8_t b = next(&in);
+            uint64_t link_ev = ct_get_stats(t)->evicted_link_cap;
 
             rc = ct_reserve_self(t, pick_proto(b), 0x0a8a0009u,
                                  0x0a8a0001u + (b >> 2 & 1), 53, now, &port);
             if ((rc == 0) != (port != 0))
+                abort();
+            /* own entries are exempt from the cap */
+            if (ct_get_stats(t)->evicted_link_cap != link_ev)
                 abort();
             break;
         }
@@ -187,9 +261,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         default:
             if (op == 11) /* rare: flush everything */
                 ct_flush(t);
+            else /* a new per-link cap (0: the default) */
+                ct_set_link_cap(t, next(&in) % 70);
             break;
         }
-        check(t, cap);
+        check(t, cap, nlinks);
     }
     return 0;
 }
