@@ -83,7 +83,7 @@ static void fw_layout(const struct qw_config *c, struct fw_layout *l)
     l->entries = off;
     off += align16((c->max_rules + 16) * sizeof(struct rules_entry));
     l->ct = off;
-    off += align16(ct_mem_size(c->nat_table_size));
+    off += align16(ct_mem_size_links(c->nat_table_size, nlinks));
     l->frag = off;
     off += align16(frag_pool_mem_size(nlinks, FRAG_DEFAULT_POOL_BYTES,
                                       c->frag_link_bytes));
@@ -416,7 +416,10 @@ struct qw *qw_create(void *mem, size_t size, const struct qw_config *cfg,
     rules_init(fw->spare_rules, c.max_rules);
     fw->entries = (struct rules_entry *)(base + l.entries);
     fw->entries_cap = c.max_rules + 16;
-    fw->ct = ct_init(base + l.ct, c.nat_table_size, plat->random, plat->ctx);
+    /* per-client cap: the default (half the table), so one client cannot
+     * evict everybody else's connections */
+    fw->ct = ct_init_links(base + l.ct, c.nat_table_size, fw->nlinks, 0,
+                           plat->random, plat->ctx);
     if (fw->ct == NULL)
         return NULL;
     fw->frag = (struct frag *)(base + l.frag);
@@ -710,6 +713,12 @@ static void from_client(struct qw *fw, struct fw_pkt *p)
         return;
     pkt_key(p, &k);
     e = ct_lookup_dir(fw->ct, &k, 0, fw->now);
+    if (e != NULL && ct_tcp_reopens(e, 0, p->tcpflags)) {
+        /* a bare SYN on a finished connection (TIME_WAIT/CLOSE) starts a
+         * new one, judged by the rules again, as Linux does */
+        ct_remove(fw->ct, e);
+        e = NULL;
+    }
     if (e == NULL) {
         client_new(fw, p);
         return;
@@ -957,9 +966,11 @@ static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len)
     if (proto == IPPROTO_TCP_) {
         /* a data offset of 5.. that fits (implies iplen >= 40) */
         unsigned doff = l4[12] >> 4;
-        if (doff < 5 || doff * 4 > iplen - IP4_MIN_HLEN)
-            return false;
         tcpflags = l4[13];
+        /* SYN: maybe a new connection on a finished tuple (full path) */
+        if (doff < 5 || doff * 4 > iplen - IP4_MIN_HLEN ||
+            (tcpflags & CT_TCP_SYN))
+            return false;
     } else if (proto == IPPROTO_UDP_) {
         uint16_t ulen = qw_get16(l4 + 4);
         if (ulen < 8 || ulen > iplen - IP4_MIN_HLEN)
@@ -1284,7 +1295,8 @@ static void stats_link(struct sbuf *b, const struct qw *fw, unsigned i)
     if (i == 0)
         sb_add(b, "uplink");
     else
-        sb_add(b, "; %u:%s", i, l->name);
+        sb_add(b, "; %u:%s conns %u", i, l->name,
+               ct_link_count(fw->ct, (uint16_t)i));
     sb_add(b, " rx %llu/%llu tx %llu/%llu drop %llu",
            (unsigned long long)l->st.rx_frames,
            (unsigned long long)l->st.rx_bytes,

@@ -226,7 +226,7 @@ void fw_rules_load(struct qw *fw, unsigned link)
     fw_fmt_ip4(ip, sizeof ip, fw->links[link].ip);
     qw_snprintf(path, sizeof path, FW_PREFIX "%s", ip);
     if (qdb_get(fw->qdb, path, NULL) != NULL)
-        rules_apply(fw, link, true);
+        rules_apply(fw, link, qdb_dir_complete(fw->qdb, path));
 }
 
 /* ---- qdb events -------------------------------------------------------------

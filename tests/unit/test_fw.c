@@ -7,6 +7,8 @@
  */
 #include "test_fw_harness.h"
 
+#include "fw.h" /* internals: the connection table, for state checks */
+
 /* ---- an independent frame builder (own checksum code) ---- */
 
 static uint32_t sum16(uint32_t s, const uint8_t *p, size_t n)
@@ -695,6 +697,46 @@ TEST(fw_fast_path_hint_revalidated)
     t_free(t);
 }
 
+/* A bare SYN on a finished connection (TIME_WAIT) is a new connection:
+ * judged by the rules again, with a fresh entry (Linux behaviour). */
+TEST(fw_tcp_syn_reopens_finished_connection)
+{
+    struct tfw *t = setup_all();
+    struct flow c = {T_WORK, IP(93, 184, 216, 34), 40100, 443, 6, 0, 0, false};
+    struct flow r = {IP(93, 184, 216, 34), T_FW, 443, 40100, 6, 0, 0, false};
+    struct ct_key k = {T_WORK, IP(93, 184, 216, 34), 40100, 443, 6, {0}};
+    struct ct_entry *e;
+    uint8_t f[T_FRAME];
+    uint64_t created;
+    size_t n;
+
+    n = build(f, m_fe, m_work, &c, 0x02, 64); /* SYN */
+    rx_raw(t, t->work, f, n, 0);
+    n = build(f, m_up, m_gw, &r, 0x12, 64); /* SYN-ACK */
+    rx_raw(t, 0, f, n, 0);
+    n = build(f, m_fe, m_work, &c, 0x10, 64); /* ACK */
+    rx_raw(t, t->work, f, n, 0);
+    n = build(f, m_fe, m_work, &c, 0x11, 64); /* FIN */
+    rx_raw(t, t->work, f, n, 0);
+    n = build(f, m_up, m_gw, &r, 0x11, 64); /* FIN */
+    rx_raw(t, 0, f, n, 0);
+    n = build(f, m_fe, m_work, &c, 0x10, 64); /* last ACK */
+    rx_raw(t, t->work, f, n, 0);
+    CHECK_EQ(t->out.n, 1);
+    e = ct_lookup_dir(((struct qw *)t->fw)->ct, &k, 0, t->now);
+    CHECK(e != NULL && ct_tcp_closing(e));
+    created = ct_get_stats(((struct qw *)t->fw)->ct)->created;
+    n = build(f, m_fe, m_work, &c, 0x02, 64); /* a new SYN */
+    rx_raw(t, t->work, f, n, 0);
+    CHECK_EQ(t->out.n, 1);
+    e = ct_lookup_dir(((struct qw *)t->fw)->ct, &k, 0, t->now);
+    CHECK(e != NULL && e->state == CT_SYN_SENT);
+    /* a new entry, created after the rules said yes again */
+    CHECK_EQ(ct_get_stats(((struct qw *)t->fw)->ct)->created, created + 1);
+    CHECK_EQ(qw_counter(t->fw, t->work, QW_DROP_RULE), 0);
+    t_free(t);
+}
+
 int main(void)
 {
     RUN(fw_create_validates);
@@ -712,5 +754,6 @@ int main(void)
     RUN(fw_qdb_bad_values);
     RUN(fw_property_nat_round_trip);
     RUN(fw_fast_path_hint_revalidated);
+    RUN(fw_tcp_syn_reopens_finished_connection);
     return test_summary();
 }
