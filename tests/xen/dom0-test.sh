@@ -139,7 +139,7 @@ if wait_log qwall 'gnttab: round trip ok' 5000; then
 else
     fail grant-guest "no 'gnttab: round trip ok'"
 fi
-check event-channel grep -q 'evtchn: event from dom0 on port' "$con/guest-qwall.log"
+check event-channel grep -qE 'evtchn: (5[0-9]|[6-9][0-9]|[0-9]{3,}) events from dom0 answered' "$con/guest-qwall.log"
 check grant-revoke-refused grep -q 'gnttab: revoke refused while dom0 maps' "$con/guest-qwall.log"
 
 # Clean shutdown through control/shutdown.

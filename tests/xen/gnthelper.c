@@ -79,7 +79,11 @@ static void put_key(const char *key, const char *val)
         die("cannot write %s", path);
 }
 
-/* Bind the guest's unbound port, notify it, wait for its answer. */
+#define ROUNDS 50
+
+/* Bind the guest's unbound port, then play ROUNDS of ping-pong: notify,
+ * wait for the guest's answer. Every round needs one event delivered in
+ * each direction, so a lost event stops the game. */
 static void event_round_trip(uint32_t domid)
 {
     xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
@@ -94,18 +98,21 @@ static void event_round_trip(uint32_t domid)
     local = xenevtchn_bind_interdomain(xce, domid, remote);
     if (local < 0)
         die("bind to dom%u port %u failed", domid, remote);
-    if (xenevtchn_notify(xce, (evtchn_port_t)local) < 0)
-        die("notify failed");
     pfd.fd = xenevtchn_fd(xce);
     pfd.events = POLLIN;
-    if (poll(&pfd, 1, 10000) != 1)
-        die("no event back from dom%u port %u within 10 s", domid, remote);
-    got = xenevtchn_pending(xce);
-    if (got != local)
-        die("event on port %d, expected %d", got, local);
-    xenevtchn_unmask(xce, (evtchn_port_t)got);
-    printf("gnthelper: event round trip on dom%u port %u (local %d)\n", domid,
-           remote, local);
+    for (int round = 0; round < ROUNDS; round++) {
+        if (xenevtchn_notify(xce, (evtchn_port_t)local) < 0)
+            die("notify failed");
+        if (poll(&pfd, 1, 5000) != 1)
+            die("round %d: no event back from dom%u port %u within 5 s", round,
+                domid, remote);
+        got = xenevtchn_pending(xce);
+        if (got != local)
+            die("event on port %d, expected %d", got, local);
+        xenevtchn_unmask(xce, (evtchn_port_t)got);
+    }
+    printf("gnthelper: %d event round trips on dom%u port %u (local %d)\n",
+           ROUNDS, domid, remote, local);
     xenevtchn_unbind(xce, (evtchn_port_t)local);
     xenevtchn_close(xce);
 }
