@@ -11,7 +11,8 @@
 #   nft   : the fw namespace routes (10.137.0.2 on both sides), nftables
 #           with the same rules in Qubes' shape (bench/hosted/fw.nft)
 #   null  : bench/hosted/nullfwd copies frames between vif-c1 and up0
-#           (client and uplink on-link to each other; no NAT, no rules)
+#           (client and uplink on-link to each other; no NAT, no rules);
+#           offloads off only (it cannot complete partial checksums)
 #
 # Tests from the client to 10.139.0.10: iperf3 TCP 1 and 4 streams, UDP at
 # full rate with 64- and 1400-byte payloads (received packets per second),
@@ -184,7 +185,8 @@ iperf() { # TEST ARGS...
     c0=$(cpu_ticks "$FWPID")
     f0=$(fw_tx_frames)
     t0=$(date +%s.%N)
-    ip netns exec $C iperf3 -c $SRV -t "$SECS" -J "$@" >"$RUN/iperf.json" 2>&1
+    timeout $((SECS + 20)) ip netns exec $C iperf3 -c $SRV -t "$SECS" \
+        --connect-timeout 3000 -J "$@" >"$RUN/iperf.json" 2>&1
     t1=$(date +%s.%N)
     c1=$(cpu_ticks "$FWPID")
     f1=$(fw_tx_frames)
@@ -226,6 +228,9 @@ echo "bench: $RUNS runs x {$CONFIGS} x offloads {$OFFLOADS}, $SECS s per test"
 for OFF in $OFFLOADS; do
     for R in $(seq "$RUNS"); do
         for CFG in $CONFIGS; do
+            # A null forwarder cannot pass a partial checksum on (the ring
+            # says only "not ready", not where): no null run with offloads.
+            [ "$OFF" = on ] && [ "$CFG" = null ] && continue
             echo "  offloads $OFF, run $R, $CFG"
             offload "$OFF"
             if ! start_cfg; then

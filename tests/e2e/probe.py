@@ -14,6 +14,9 @@
   probe.py sniff IFACE ETHERTYPE SECONDS    counts frames of that type
   probe.py garbage IFACE COUNT  sends COUNT malformed frames on IFACE
   probe.py flood HOST PORT SECONDS          UDP as fast as possible
+  probe.py pcap FILE [--src IP] [--dport N] counts IPv4 TCP/UDP frames in a
+                               pcap file matching the filters
+  probe.py comments FILE       prints the packet comments of a pcapng file
 """
 import errno
 import os
@@ -188,6 +191,56 @@ def flood(host, port, secs):
     print("sent", n)
 
 
+def pcap_frames(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    off = 24
+    while off + 16 <= len(data):
+        incl = struct.unpack_from("<I", data, off + 8)[0]
+        yield data[off + 16:off + 16 + incl]
+        off += 16 + incl
+
+
+def pcap_count(path, args):
+    src = opt(args, "--src")
+    dport = opt(args, "--dport")
+    n = 0
+    for fr in pcap_frames(path):
+        if len(fr) < 34 or fr[12:14] != b"\x08\x00":
+            continue
+        ihl = (fr[14] & 15) * 4
+        if src and socket.inet_ntoa(fr[26:30]) != src:
+            continue
+        if dport:
+            if fr[23] not in (6, 17) or len(fr) < 14 + ihl + 4:
+                continue
+            if struct.unpack_from("!H", fr, 14 + ihl + 2)[0] != int(dport):
+                continue
+        n += 1
+    print(n)
+
+
+def pcapng_comments(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    off = 0
+    while off + 12 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, off)
+        if btype == 6:  # enhanced packet block
+            caplen = struct.unpack_from("<I", data, off + 20)[0]
+            o = off + 28 + (caplen + 3) // 4 * 4
+            while o + 4 <= off + blen - 4:
+                code, olen = struct.unpack_from("<HH", data, o)
+                if code == 0:
+                    break
+                if code == 1:
+                    print(data[o + 4:o + 4 + olen].decode(errors="replace"))
+                o += 4 + (olen + 3) // 4 * 4
+        off += blen
+        if blen == 0:
+            break
+
+
 def main(a):
     if a[0] in ("tcp", "udp"):
         print(probe(a[0], a[1], int(a[2]), a[3:]))
@@ -201,6 +254,10 @@ def main(a):
         garbage(a[1], int(a[2]))
     elif a[0] == "flood":
         flood(a[1], int(a[2]), float(a[3]))
+    elif a[0] == "pcap":
+        pcap_count(a[1], a[2:])
+    elif a[0] == "comments":
+        pcapng_comments(a[1])
     else:
         sys.exit(__doc__)
 

@@ -8,11 +8,11 @@ R
     probe c1 tcp $WEB 8080 --timeout 1 >/dev/null
     topo_stats >/dev/null # SIGUSR1 also flushes the capture files
     local d="$TOPO_RUN/pcap" n
-    n=$(tshark -r "$d/vif-c1.pcap" -Y 'tcp.dstport == 80' 2>/dev/null | wc -l)
+    n=$(python3 "$E2E_DIR/probe.py" pcap "$d/vif-c1.pcap" --dport 80)
     expect_ge 3 "$n" "vif-c1.pcap holds the client's HTTP exchange"
-    n=$(tshark -r "$d/up0.pcap" -Y 'ip.src == 10.137.0.2 && tcp.dstport == 80' 2>/dev/null | wc -l)
+    n=$(python3 "$E2E_DIR/probe.py" pcap "$d/up0.pcap" --src $FWIP --dport 80)
     expect_ge 3 "$n" "up0.pcap holds it NATed to 10.137.0.2"
-    n=$(tshark -r "$d/drops.pcapng" -T fields -e frame.comment 2>/dev/null |
+    n=$(python3 "$E2E_DIR/probe.py" comments "$d/drops.pcapng" |
         grep -c 'link=vif-c1 reason=rejected_by_rules')
     expect_ge 1 "$n" "drops.pcapng: the rejected SYN with its reason"
     expect_ge 1 "$(counter c1 rejected_by_rules)" "stats file counts it"
