@@ -994,7 +994,9 @@ static uint64_t next_deadline(const struct dns *d, uint64_t now)
             continue;
         if (e->nprev)
             next = min64(next, e->grace);
-        if (e->ncur)
+        /* An unreferenced name is forgotten at its TTL, once no query of
+         * its own is in flight (whose deadline is counted above). */
+        if (e->ncur && (e->refs || !e->slot))
             next = min64(next, e->refs ? e->stale : e->expire);
         /* A due name waiting for a slot is started when a query ends,
          * whose deadline is already counted. */

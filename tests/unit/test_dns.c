@@ -1178,6 +1178,35 @@ TEST(client_shared_name)
     free(d);
 }
 
+/* Unreferenced while its refresh is in flight, past its TTL: the next
+ * deadline is the query's, never one in the past (found by fuzz_dns). */
+TEST(client_unref_during_refresh)
+{
+    struct dns *d = new_dns(8);
+    uint32_t a1 = 0x01010101;
+
+    dns_set_servers(d, PRI, SEC);
+    int id = dns_ref(d, "r.example");
+    dns_poll(d, 0);
+    answer(d, &F.sent[0], 30, &a1, 1, 0);
+    uint64_t t = dns_poll(d, 0); /* refresh at 21..24 s */
+    dns_poll(d, t);
+    CHECK_EQ(F.nsent, 2);
+    dns_poll(d, t + 1 * S); /* second attempt */
+    dns_unref(d, id);
+    uint64_t now = 30 * S + 1; /* past the TTL, third attempt in flight */
+    uint64_t next = dns_poll(d, now);
+    CHECK(next > now);
+    CHECK_EQ(F.reserved, 1);
+    for (int k = 0; k < 10 && F.reserved; k++)
+        next = dns_poll(d, next > now ? next : now + S);
+    struct dns_stats st;
+    dns_get_stats(d, &st);
+    CHECK_EQ(st.names, 0);
+    CHECK_EQ(dns_poll(d, next), UINT64_MAX);
+    free(d);
+}
+
 TEST(client_ref_errors_and_eviction)
 {
     struct dns *d = new_dns(2);
@@ -1497,6 +1526,7 @@ int main(void)
     RUN(client_servfail_next_server);
     RUN(client_truncated);
     RUN(client_shared_name);
+    RUN(client_unref_during_refresh);
     RUN(client_ref_errors_and_eviction);
     RUN(client_arena_compaction);
     RUN(client_send_failure);
