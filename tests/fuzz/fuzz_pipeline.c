@@ -10,6 +10,9 @@
  *                                      3 is a link that is not attached)
  *   0x01 link len_lo len_hi bytes...   same with QW_FRAME_CSUM_BLANK
  *   0x02 secs                          advance the clock, then qw_poll()
+ *   0x03 n                             control: commit rule set n % 8 for
+ *                                      work, change /connected-ips or the
+ *                                      gateway, detach/re-attach "other"
  *   anything else                      end of script
  *
  * Invariants checked after every call: the output count is within its
@@ -19,6 +22,7 @@
  * 42 bytes; after each input the connection table passes ct_check(). It
  * is flushed between inputs so that inputs stay independent.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,18 +91,32 @@ static void check_out(void)
     }
 }
 
+static const char *const work[] = {
+    "policy", "drop",
+    "0000",   "action=drop dst4=1.1.1.1/24",
+    "0001",   "action=accept proto=tcp dstports=443-443",
+    "0002",   "action=accept proto=udp specialtarget=dns",
+    "0003",   "action=accept proto=icmp icmptype=8",
+    "0005",   "action=accept dst4=198.51.100.0/24",
+    "0006",   "action=accept dsthost=example.com",
+    NULL,
+};
+
+/* work's rule tree as at start-up. */
+static void work_rules(void)
+{
+    char path[64];
+
+    qdb(QDB_CMD_RM, "/qubes-firewall/10.137.0.10/", NULL);
+    for (unsigned i = 0; work[i] != NULL; i += 2) {
+        snprintf(path, sizeof path, "/qubes-firewall/10.137.0.10/%s", work[i]);
+        qdb(QDB_CMD_WRITE, path, work[i + 1]);
+    }
+    qdb(QDB_CMD_WRITE, "/qubes-firewall/10.137.0.10", "");
+}
+
 static void setup(void)
 {
-    static const char *const work[] = {
-        "policy", "drop",
-        "0000",   "action=drop dst4=1.1.1.1/24",
-        "0001",   "action=accept proto=tcp dstports=443-443",
-        "0002",   "action=accept proto=udp specialtarget=dns",
-        "0003",   "action=accept proto=icmp icmptype=8",
-        "0005",   "action=accept dst4=198.51.100.0/24",
-        "0006",   "action=accept dsthost=example.com",
-        NULL,
-    };
     struct qw_config c;
     struct qw_platform p = {NULL, NULL, f_random, NULL, NULL};
     struct qw_client w = {
@@ -106,7 +124,6 @@ static void setup(void)
     struct qw_client o = {
         0x0a89000b, {0, 0x16, 0x3e, 0x5e, 0x6c, 0x0b}, "other"};
     static const uint8_t up[6] = {0, 0x16, 0x3e, 0x5e, 0x6c, 0};
-    char path[64];
     size_t sz;
     void *mem;
 
@@ -135,14 +152,51 @@ static void setup(void)
     if (qw_client_attach(fw, &w, now) != 1 ||
         qw_client_attach(fw, &o, now) != 2)
         abort();
-    for (unsigned i = 0; work[i] != NULL; i += 2) {
-        snprintf(path, sizeof path, "/qubes-firewall/10.137.0.10/%s", work[i]);
-        qdb(QDB_CMD_WRITE, path, work[i + 1]);
-    }
-    qdb(QDB_CMD_WRITE, "/qubes-firewall/10.137.0.10", "");
+    work_rules();
     qdb(QDB_CMD_WRITE, "/qubes-firewall/10.137.0.11/policy", "drop");
     qdb(QDB_CMD_WRITE, "/qubes-firewall/10.137.0.11/0000", "action=accept");
     qdb(QDB_CMD_WRITE, "/qubes-firewall/10.137.0.11", "");
+}
+
+/* Control-plane events between frames: rule commits (with re-checks of
+ * live connections), anti-spoof set and gateway changes, detach/attach. */
+static bool dirty; /* control() changed the set-up: restore it */
+
+static void control(uint8_t n)
+{
+    static const char *const sets[6] = {
+        "action=accept",
+        "action=accept proto=tcp dstports=1-1024",
+        "action=drop dst4=93.184.216.0/24",
+        "action=accept proto=udp specialtarget=dns",
+        "action=accept proto=icmp icmptype=8",
+        "action=bogus", /* fails closed */
+    };
+    struct qw_client o = {
+        0x0a89000b, {0, 0x16, 0x3e, 0x5e, 0x6c, 0x0b}, "other"};
+
+    dirty = true;
+    switch (n % 8) {
+    case 6:
+        qdb(QDB_CMD_WRITE, "/connected-ips",
+            (n & 8) ? "10.137.0.10 10.137.0.11"
+                    : "10.137.0.10 10.137.0.11 93.184.216.34");
+        break;
+    case 7:
+        if (n & 8) {
+            qdb(QDB_CMD_WRITE, "/qubes-gateway",
+                (n & 16) ? "10.137.0.2" : "10.137.0.3");
+        } else {
+            qw_client_detach(fw, 2, now);
+            if (qw_client_attach(fw, &o, now) != 2)
+                abort();
+        }
+        break;
+    default:
+        qdb(QDB_CMD_WRITE, "/qubes-firewall/10.137.0.10/0000", sets[n % 8]);
+        qdb(QDB_CMD_WRITE, "/qubes-firewall/10.137.0.10", "");
+        break;
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -155,6 +209,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (fw == NULL)
         setup();
+    if (dirty) {
+        /* inputs stay independent of each other */
+        work_rules();
+        qdb(QDB_CMD_WRITE, "/connected-ips", "10.137.0.10 10.137.0.11");
+        qdb(QDB_CMD_WRITE, "/qubes-gateway", "10.137.0.2");
+        dirty = false;
+    }
     ct_flush(fw->ct);
     while (i < size && nf < 64) {
         uint8_t op = data[i++];
@@ -184,6 +245,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             now += (uint64_t)data[i++] * 1000000000ull;
             out.n = 0;
             qw_poll(fw, now, &out);
+            check_out();
+        } else if (op == 3) {
+            if (i >= size)
+                break;
+            control(data[i++]);
             check_out();
         } else {
             break;

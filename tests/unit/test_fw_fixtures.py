@@ -390,6 +390,20 @@ def write_corpus(d):
                 o.write(record(f[n]))
                 if name == "tcp_flow" and i == 0:
                     o.write(bytes([2, 31]))  # 31 s later, then poll
+    # control events between frames (op 3): rule commits with re-checks,
+    # /connected-ips and gateway changes, detach/attach
+    ctl = {
+        "ctl_rules_recheck": [("SYN_IN",), (3, 1), ("SYNACK_IN",), (3, 2),
+                              ("ACK_IN",), (3, 5), ("SYNACK_IN",)],
+        "ctl_connected_gateway": [("DNS_IN",), (3, 6), ("DNSR_IN",),
+                                  (3, 15), ("DNSR_IN",), (3, 7),
+                                  ("DNS_IN",)],
+    }
+    for name, parts in ctl.items():
+        with open(os.path.join(d, "seq_" + name), "wb") as o:
+            for part in parts:
+                o.write(record(f[part[0]]) if isinstance(part[0], str)
+                        else bytes(part))
 
 
 main()
