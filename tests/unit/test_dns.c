@@ -591,6 +591,15 @@ TEST(parse_address_set)
     for (unsigned i = 0; i < DNS_MAX_ADDRS; i++)
         CHECK_EQ(a.a4[i], 0x0a000001u + i);
     CHECK_EQ(a.ttl, 1001);
+    /* ascending order: the later (higher) ones are the ones left out */
+    m_hdr(&m, 1, QR_RD_RA, 1, 20, 0, 0);
+    m_q(&m, "many.test", DNS_TYPE_A);
+    for (uint32_t i = 1; i <= 20; i++)
+        m_a(&m, 100, 0x0a000000 + i);
+    CHECK_EQ(parse(&m, 1, "many.test", &a), DNS_OK);
+    CHECK_EQ(a.n, DNS_MAX_ADDRS);
+    CHECK(a.more);
+    CHECK_EQ(a.a4[DNS_MAX_ADDRS - 1], 0x0a000010u);
 }
 
 TEST(parse_ttl_top_bit)
@@ -1136,6 +1145,72 @@ TEST(client_truncated)
     free(d);
 }
 
+/* When more names are due than slots are free, the ones due longest ago
+ * go first, whatever their order in the table. */
+TEST(client_earliest_due_first)
+{
+    enum { N = 20 };
+    struct dns *d = new_dns(N);
+    int ids[N];
+    char name[32];
+    uint32_t a1 = 0x01010101;
+
+    dns_set_servers(d, PRI, SEC);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "n%d.example", i);
+        ids[i] = dns_ref(d, name);
+    }
+    /* TTLs grow by 1.2 per rank and n19 has the shortest, so refreshes
+     * (70..80 % of the TTL) fall due in reverse index order */
+    while (F.nsent < N) {
+        unsigned from = F.nsent;
+        dns_poll(d, 0);
+        for (unsigned k = from; k < F.nsent; k++) {
+            char q[300];
+            sent_name(&F.sent[k], q);
+            double ttl = 30;
+            for (int r = 0; r < N - 1 - atoi(q + 1); r++)
+                ttl *= 1.2;
+            CHECK_EQ(answer(d, &F.sent[k], (uint32_t)ttl + 1, &a1, 1, 0),
+                     QW_DROP_NONE);
+        }
+    }
+    CHECK_EQ(F.nsent, N);
+    CHECK_EQ(F.reserved, 0);
+    dns_poll(d, 800 * S); /* all 20 due; 16 slots */
+    CHECK_EQ(F.nsent - N, DNS_MAX_INFLIGHT);
+    for (unsigned k = N; k < F.nsent; k++) {
+        char q[300];
+        sent_name(&F.sent[k], q);
+        CHECK(atoi(q + 1) >= N - (int)DNS_MAX_INFLIGHT);
+    }
+    (void)ids;
+    free(d);
+}
+
+/* Refreshes that get no answer, then the same answer: one failure line,
+ * one recovery line, no change reported. */
+TEST(client_answering_again)
+{
+    struct dns *d = new_dns(8);
+    uint32_t a1 = 0x01010101;
+
+    dns_set_servers(d, PRI, SEC);
+    int id = dns_ref(d, "again.example");
+    dns_poll(d, 0);
+    answer(d, &F.sent[0], 100, &a1, 1, 0);
+    uint64_t now = dns_poll(d, 0);
+    while (F.nsent < 5) /* one round of 3 lost attempts, then a retry */
+        now = dns_poll(d, now);
+    CHECK(strstr(F.last_log, "again.example failed (no reply; keeping") !=
+          NULL);
+    answer(d, &F.sent[F.nsent - 1], 100, &a1, 1, now);
+    CHECK(strstr(F.last_log, "again.example answering again") != NULL);
+    CHECK_EQ(F.changed, 1);
+    CHECK_EQ(dns_match(d, id, a1), 1);
+    free(d);
+}
+
 /* One name used by two clients: one entry, one query. */
 TEST(client_shared_name)
 {
@@ -1525,6 +1600,8 @@ int main(void)
     RUN(client_failure_after_success);
     RUN(client_servfail_next_server);
     RUN(client_truncated);
+    RUN(client_earliest_due_first);
+    RUN(client_answering_again);
     RUN(client_shared_name);
     RUN(client_unref_during_refresh);
     RUN(client_ref_errors_and_eviction);
