@@ -959,7 +959,9 @@ static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len)
     if (len < ETH_HLEN + IP4_MIN_HLEN + 8 || ip[0] != 0x45 || ip[8] <= 1)
         return false;
     iplen = qw_get16(ip + 2);
-    if (iplen > len - ETH_HLEN || iplen > FW_MTU ||
+    /* (the one's complement sum cannot tell a total length from the TOS
+     * byte swapped into it: the lower bound matters) */
+    if (iplen < IP4_MIN_HLEN + 8 || iplen > len - ETH_HLEN || iplen > FW_MTU ||
         (qw_get16(ip + 6) & (IP4_FLAG_MF | IP4_OFF_MASK)) != 0)
         return false;
     proto = ip[9];

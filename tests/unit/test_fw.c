@@ -737,6 +737,33 @@ TEST(fw_tcp_syn_reopens_finished_connection)
     t_free(t);
 }
 
+/* Found by fuzz_pipeline: TOS and total length swapped keep the header
+ * checksum valid (same one's complement sum) but give a total length of
+ * 0; on a tracked flow the fast path once forwarded a 14-byte frame. */
+TEST(fw_total_length_below_header)
+{
+    struct tfw *t = t_setup();
+    uint8_t b[T_FRAME], *ip = b + 14;
+    size_t n;
+
+    t_rx(t, t->work, FX_DNS_IN);
+    n = from_hex(FX_DNSR_IN, b);
+    ip[1] = ip[3]; /* 45 00 00 xx -> 45 xx 00 00 */
+    ip[3] = 0;
+    CHECK(ip_csum_ok(ip));
+    rx_raw(t, 0, b, n, 0);
+    CHECK_EQ(t->out.n, 0);
+    CHECK(t_dropped_as(t, 0, QW_DROP_IP_LEN));
+    n = from_hex(FX_ACK_IN, b); /* the same on TCP, from the client */
+    t_rx(t, t->work, FX_SYN_IN);
+    ip[1] = ip[3];
+    ip[3] = 0;
+    rx_raw(t, t->work, b, n, 0);
+    CHECK_EQ(t->out.n, 0);
+    CHECK(t_dropped_as(t, t->work, QW_DROP_IP_LEN));
+    t_free(t);
+}
+
 int main(void)
 {
     RUN(fw_create_validates);
@@ -755,5 +782,6 @@ int main(void)
     RUN(fw_property_nat_round_trip);
     RUN(fw_fast_path_hint_revalidated);
     RUN(fw_tcp_syn_reopens_finished_connection);
+    RUN(fw_total_length_below_header);
     return test_summary();
 }
