@@ -252,8 +252,9 @@ enum qw_drop dns_rx(struct dns *d, uint32_t src, uint16_t sport, uint16_t dport,
  */
 uint64_t dns_poll(struct dns *d, uint64_t now);
 
-/* The deadline the last dns_poll() returned, or 0 if dns_ref()/dns_rx()/
- * dns_set_servers() made work that is due now. Cheap. */
+/* The deadline the last dns_poll() returned, or 0 if dns_ref(),
+ * dns_unref(), dns_rx() or dns_set_servers() made work that is due now.
+ * Cheap. */
 uint64_t dns_deadline(const struct dns *d);
 
 /* The text of id's name (lower case), NULL if id is not in use. */
