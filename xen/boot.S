@@ -230,8 +230,9 @@ cpu_spurious_entry:
     .balign 16
 boot_gdt:
     .quad 0                      /* null */
-    .quad 0x00af9a000000ffff     /* 0x08: 64-bit code, DPL 0 */
-    .quad 0x00cf92000000ffff     /* 0x10: data, DPL 0 */
+    /* "Accessed" preset: the CPU never writes this read-only table. */
+    .quad 0x00af9b000000ffff     /* 0x08: 64-bit code, DPL 0 */
+    .quad 0x00cf93000000ffff     /* 0x10: data, DPL 0 */
 boot_gdt_end:
     .balign 4
     .word 0
@@ -259,6 +260,7 @@ boot_pml4:
     .skip 4096
 boot_pdpt:
     .skip 4096
+    .globl boot_pd
 boot_pd:
     .skip 4096 * PD_COUNT
     .balign 16

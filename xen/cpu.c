@@ -36,6 +36,17 @@ static volatile uint32_t *cpu_lapic;
 static bool cpu_rdrand;
 static uint64_t cpu_mix;
 static uint64_t cpu_upcalls;
+static uint64_t cpu_pt0[512] __attribute__((aligned(4096)));
+
+extern uint64_t boot_pd[];
+extern char __image_start[], __text_end[], __rodata_end[];
+
+#define CPU_PTE_P 0x1ull
+#define CPU_PTE_W 0x2ull
+#define CPU_PTE_NX (1ull << 63)
+#define CPU_EFER 0xc0000080u
+#define CPU_EFER_NXE (1ull << 11)
+#define CPU_PD_ENTRIES (512u * 5u) /* boot.S maps 5 GiB */
 
 extern char cpu_trap_0[], cpu_trap_1[], cpu_trap_2[], cpu_trap_3[];
 extern char cpu_trap_4[], cpu_trap_5[], cpu_trap_6[], cpu_trap_7[];
@@ -108,6 +119,32 @@ void cpu_init_idt(void)
     hv_cpuid(1, 0, r);
     cpu_rdrand = (r[2] >> 30) & 1;
     cpu_mix = hv_rdtsc();
+}
+
+void cpu_protect(void)
+{
+    uintptr_t text = (uintptr_t)__image_start, etext = (uintptr_t)__text_end;
+    uintptr_t erodata = (uintptr_t)__rodata_end;
+    uint64_t cr3;
+
+    /* NX must be enabled before any entry carries bit 63. */
+    hv_wrmsr(CPU_EFER, hv_rdmsr(CPU_EFER) | CPU_EFER_NXE);
+    for (unsigned i = 0; i < 512; i++) {
+        uintptr_t a = (uintptr_t)i << 12;
+
+        if (i == 0)
+            cpu_pt0[i] = 0;
+        else if (a >= text && a < etext)
+            cpu_pt0[i] = a | CPU_PTE_P;
+        else if (a >= etext && a < erodata)
+            cpu_pt0[i] = a | CPU_PTE_P | CPU_PTE_NX;
+        else
+            cpu_pt0[i] = a | CPU_PTE_P | CPU_PTE_W | CPU_PTE_NX;
+    }
+    for (unsigned i = 1; i < CPU_PD_ENTRIES; i++)
+        boot_pd[i] |= CPU_PTE_NX;
+    boot_pd[0] = (uint64_t)(uintptr_t)cpu_pt0 | CPU_PTE_P | CPU_PTE_W;
+    __asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(cr3) : : "memory");
 }
 
 void cpu_init_lapic(void)

@@ -31,6 +31,14 @@ bool cpu_init_xen(uint32_t *version);
  * upcall vector and the spurious vector. */
 void cpu_init_idt(void);
 
+/*
+ * Replace the boot identity map's first 2 MiB with 4 KiB pages: page 0
+ * unmapped (NULL dereferences fault), .text read-only and executable,
+ * .rodata read-only, everything else writable and never executable (NX
+ * on every other 2 MiB mapping too). Call after cpu_init_xen().
+ */
+void cpu_protect(void);
+
 /* Software-enable the local APIC (needed for the per-vCPU upcall vector,
  * which Xen delivers through the virtual LAPIC and which needs an EOI). */
 void cpu_init_lapic(void);

@@ -617,6 +617,7 @@ void xen_main(uint32_t start_info_pa)
         cpu_halt_domain(SHUTDOWN_crash);
     }
     main_take_start_info(start_info_pa);
+    cpu_protect();
     cmdline_parse(main_cmdline, &main_opts);
     log_set_level(cfg->log_level);
     cpu_init_idt();
