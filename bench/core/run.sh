@@ -4,6 +4,7 @@
 #   BIN=build/bench/bench_core N=2000 NS_N=200000 OUT=bench/results/core.md
 set -eu
 : "${BIN:?}" "${N:=2000}" "${NS_N:=200000}" "${OUT:=bench/results/core.md}"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 scens="est_tcp est_tcp_reply est_tcp_mix est_tcp_reply_mix est_tcp_b1 est_tcp_reply_b1 new_10 new_100 new_1000 arp frag3"
@@ -64,8 +65,8 @@ dirty=$(git status --porcelain -- core lib 2>/dev/null | head -n 1)
     echo "bench/core/run.sh). Instructions: callgrind, inclusive cost of the"
     echo "\`qw_rx()\` calls divided by the packets they carried, over $N"
     echo "packets (frag3: per datagram of 3 fragments); ns: wall clock, one"
-    echo "core, best of 5 rounds of $NS_N packets, the time of the frame"
-    echo "copies (measured in the same round) subtracted."
+    echo "core, best of 5 rounds of $NS_N packets, including a copy of each"
+    echo "frame from its template (as a platform copies from its ring)."
     echo "No I/O: the core alone. Established flows are measured in batches"
     echo "of 32 frames per \`qw_rx()\` call (as the platforms deliver a busy"
     echo "link) and, for reference, one frame per call (\`_batch1\`). New"
@@ -75,6 +76,8 @@ dirty=$(git status --porcelain -- core lib 2>/dev/null | head -n 1)
     echo "- machine: $cpu, $(nproc) CPUs, $(uname -sr)"
     echo "- commit: $commit"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- load average before the run: $load (other jobs inflate ns, not"
+    echo "  instruction counts)"
     echo "- compiler: $(${CC:-cc} --version | head -n 1), -O2"
     echo "- targets: <= 300 instructions per established packet, <= 3000"
     echo "  for a new flow with 100 rules"
