@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,6 +85,7 @@ struct hosted {
     bool qsynced;
     /* client names seen under HOSTED_VIF_DIR */
     char names[MAX_NAMES][32];
+    bool name_failed[MAX_NAMES]; /* its interface did not open last time */
     unsigned nnames;
     bool dirty;
     uint64_t reconcile_at;
@@ -197,7 +199,8 @@ static void note_name(struct hosted *h, const char *name, size_t n)
         return;
     }
     memcpy(h->names[h->nnames], name, n);
-    h->names[h->nnames++][n] = '\0';
+    h->names[h->nnames][n] = '\0';
+    h->name_failed[h->nnames++] = false;
 }
 
 static void plat_qdb_changed(void *ctx, const char *path, const char *value,
@@ -290,6 +293,30 @@ static void link_release(struct hlink *l)
     ring_close(&l->ring);
     memset(l, 0, sizeof(*l));
     l->ring.fd = -1;
+}
+
+static void client_detach(struct hosted *h, unsigned idx, uint64_t now,
+                          const char *why);
+
+/* A packet socket reports an error (ENETDOWN when its interface goes
+ * away). Reading SO_ERROR clears it, or epoll would report it forever. A
+ * client whose interface vanished is detached; it comes back through
+ * reconcile() if its keys remain and the interface reappears. */
+static void link_error(struct hosted *h, unsigned idx, uint64_t now)
+{
+    struct hlink *l = &h->links[idx];
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(l->ring.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (idx != QW_LINK_UPLINK && if_nametoindex(l->ring.ifname) == 0) {
+        client_detach(h, idx, now, "interface gone");
+        return;
+    }
+    /* XXX: a vanished uplink is only logged; next step: watch rtnetlink
+     * and call qw_uplink_down()/qw_uplink_up(). */
+    hlog(h, QW_LOG_WARN, "hosted: %s: %s", l->ring.ifname, strerror(err));
 }
 
 static void link_rx(struct hosted *h, unsigned idx, uint64_t now)
@@ -387,7 +414,7 @@ static void client_detach(struct hosted *h, unsigned idx, uint64_t now,
 
 static void client_attach(struct hosted *h, const char *name, uint32_t ip,
                           const uint8_t mac[6], const char *ifname,
-                          uint64_t now)
+                          bool *failed, uint64_t now)
 {
     struct qw_client c;
     struct ring r;
@@ -395,11 +422,14 @@ static void client_attach(struct hosted *h, const char *name, uint32_t ip,
 
     err = ring_open(&r, ifname, 0, 0);
     if (err < 0) {
-        hlog(h, QW_LOG_WARN,
+        /* Retried every second: say it once, then only at debug. */
+        hlog(h, *failed ? QW_LOG_DEBUG : QW_LOG_WARN,
              "hosted: client %s: cannot open %s (%s), will retry", name, ifname,
              strerror(-err));
+        *failed = true;
         return;
     }
+    *failed = false;
     memset(&c, 0, sizeof(c));
     c.ip = ip;
     memcpy(c.mac, mac, 6);
@@ -451,7 +481,7 @@ static void reconcile_name(struct hosted *h, unsigned ni, uint64_t now)
                       ok ? "vif keys changed" : "vif keys removed");
     }
     if (ok)
-        client_attach(h, name, ip, mac, vif, now);
+        client_attach(h, name, ip, mac, vif, &h->name_failed[ni], now);
     else if (vip || vmac || vif)
         hlog(h, QW_LOG_DEBUG, "hosted: client %s: vif keys incomplete", name);
 }
@@ -468,7 +498,9 @@ static void reconcile(struct hosted *h, uint64_t now)
             !vif_key(h, h->names[i], "ifname") &&
             find_client(h, h->names[i]) < 0) {
             /* Forget names with no keys left. */
-            memcpy(h->names[i], h->names[--h->nnames], sizeof(h->names[0]));
+            h->nnames--;
+            memcpy(h->names[i], h->names[h->nnames], sizeof(h->names[0]));
+            h->name_failed[i] = h->name_failed[h->nnames];
             continue;
         }
         i++;
@@ -788,7 +820,9 @@ static void loop(struct hosted *h)
                     qdb_read(h, now);
                 else
                     qdb_flush(h, now);
-            } else if (tag < MAX_LINKS) {
+            } else if (tag < MAX_LINKS && h->links[tag].used) {
+                if (ev[i].events & EPOLLERR)
+                    link_error(h, tag, now);
                 link_rx(h, tag, now);
             }
         }

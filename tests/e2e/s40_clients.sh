@@ -99,3 +99,31 @@ R
     expect 0 "$(fw_alive; echo $?)" "still running after vifs vanished"
 }
 e2e_add clients_come_and_go "a client leaves, a new one with the same address gets only its own rules"
+
+clients_vanish() {
+    local ip=10.137.0.13 mac t0 t1
+    accept_all $ip $C1
+    mac=$(topo_add_client c5 $ip)
+    qctl vif-add c5 $ip "$mac" vif-c5 >/dev/null
+    expect_match "open*" "$(probe c5 tcp $WEB 80 --send $'GET / HTTP/1.0\r\n\r\n')" \
+        "c5 attached"
+    # The client's namespace (and so the firewall's vif-c5) disappears
+    # before dom0 removes its keys.
+    topo_del_client c5
+    sleep 0.5
+    t0=$(awk '{print $14 + $15}' /proc/"$(topo_fw_pid)"/stat)
+    sleep 2
+    t1=$(awk '{print $14 + $15}' /proc/"$(topo_fw_pid)"/stat)
+    expect_any "0 1 2 3 4 5 6 7 8 9 10" "$((t1 - t0))" \
+        "no busy loop on the vanished interface (CPU ticks in 2 s)"
+    expect_match "open*" "$(probe c1 tcp $WEB 80 --send $'GET / HTTP/1.0\r\n\r\n')" \
+        "other clients unaffected"
+    # The qube comes back (new vif, new MAC): dom0 rewrites its keys.
+    mac=$(topo_add_client c5 $ip)
+    qctl vif-add c5 $ip "$mac" vif-c5 >/dev/null
+    expect_match "open*" "$(probe c5 tcp $WEB 80 --send $'GET / HTTP/1.0\r\n\r\n')" \
+        "c5 attached again"
+    qctl vif-rm c5 >/dev/null
+    topo_del_client c5
+}
+e2e_add clients_vanish "a client's interface vanishes before its keys: detached, no spin, comes back"
