@@ -931,6 +931,18 @@ static bool eth_for_us(const struct fw_link *l, const uint8_t *d)
            __builtin_memcmp(d, mac_bcast, 6) == 0;
 }
 
+/* QW_FRAME_CSUM_BLANK on the fast path: the field holds the folded
+ * pseudo-header sum; sum the segment as it is (fw_csum_complete()). */
+static void fast_csum_complete(uint8_t *l4, uint8_t proto, uint32_t l4len)
+{
+    uint8_t *cp = l4 + (proto == IPPROTO_TCP_ ? 16 : 6);
+    uint16_t c = (uint16_t)~fw_csum_native(l4, l4len);
+
+    if (c == 0 && proto == IPPROTO_UDP_)
+        c = 0xffff;
+    __builtin_memcpy(cp, &c, 2);
+}
+
 /* k is the key a (live) entry holds: a repeat of the last flow. */
 static inline bool same_flow(const struct ct_key *a, const struct ct_key *k,
                              uint64_t now, uint64_t expires)
@@ -947,7 +959,8 @@ static inline bool same_flow(const struct ct_key *a, const struct ct_key *k,
  * packet; anything else returns false with the frame untouched, and the
  * full pipeline decides everything again.
  */
-static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len)
+static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len,
+                    uint16_t flags)
 {
     uint8_t *ip = frame + ETH_HLEN, *l4 = ip + IP4_MIN_HLEN;
     uint8_t proto, tcpflags;
@@ -1002,6 +1015,8 @@ static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len)
         if (e == NULL || e->link == CT_LINK_SELF)
             return false;
         to = e->link;
+        if (flags & QW_FRAME_CSUM_BLANK)
+            fast_csum_complete(l4, proto, iplen - IP4_MIN_HLEN);
         ct_update(fw->ct, e, 1, tcpflags, fw->now);
         fw_nat_fast(ip, l4, proto, e->user, 1, e->orig.src, e->orig.sport);
     } else {
@@ -1016,6 +1031,8 @@ static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len)
         if (e == NULL || e->link != link)
             return false;
         to = QW_LINK_UPLINK;
+        if (flags & QW_FRAME_CSUM_BLANK)
+            fast_csum_complete(l4, proto, iplen - IP4_MIN_HLEN);
         ct_update(fw->ct, e, 0, tcpflags, fw->now);
         fw_nat_fast(ip, l4, proto, e->user, 0, e->reply.dst, e->reply.dport);
     }
@@ -1060,7 +1077,8 @@ static void fw_frame(struct qw *fw, struct fw_link *l, unsigned link,
     }
     if (type == ETHERTYPE_ARP)
         fw_arp_rx(fw, link, frame, len);
-    else if (flags != 0 || !fw_fast(fw, link, frame, len))
+    else if ((flags & ~QW_FRAME_CSUM_BLANK) != 0 ||
+             !fw_fast(fw, link, frame, len, flags))
         fw_ip4(fw, link, frame, len, flags);
 }
 

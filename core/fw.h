@@ -282,6 +282,46 @@ static inline bool fw_ip_hdr_ok(const uint8_t *ip, unsigned hlen)
     return t == 0xffff;
 }
 
+/*
+ * One's complement sum of n bytes in native load order, folded to 16 bits
+ * (not inverted): 8 bytes per step. Byte-order independent (RFC 1071 2.B):
+ * store its complement with a native 16-bit store. A trailing odd byte is
+ * padded with a zero byte after it, as in network order.
+ */
+static inline uint16_t fw_csum_native(const uint8_t *p, size_t n)
+{
+    uint64_t s = 0, w;
+    uint32_t h;
+    uint16_t q = 0;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        __builtin_memcpy(&w, p + i, 8);
+        s += (w & 0xffffffffu) + (w >> 32);
+    }
+    if (i + 4 <= n) {
+        __builtin_memcpy(&h, p + i, 4);
+        s += h;
+        i += 4;
+    }
+    if (i + 2 <= n) {
+        __builtin_memcpy(&q, p + i, 2);
+        s += q;
+        i += 2;
+    }
+    if (i < n) {
+        uint8_t last[2] = {p[i], 0};
+        __builtin_memcpy(&q, last, 2);
+        s += q;
+    }
+    s = (s & 0xffffffffu) + (s >> 32);
+    s = (s & 0xffffffffu) + (s >> 32);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
 /* RFC 1624 eqn. 3 with a summed delta d (sum of ~old + new words). */
 __attribute__((always_inline)) static inline uint16_t fw_csum_adjust(uint16_t c,
                                                                      uint32_t d)

@@ -281,8 +281,8 @@ void fw_csum_complete(struct fw_pkt *p)
         off = 6;
     else
         return;
-    c = qw_csum_fold(qw_csum_add(0, p->l4, p->l4len));
-    if (p->proto == IPPROTO_UDP_)
-        c = udp_fix(c);
-    qw_put16(p->l4 + off, c);
+    c = (uint16_t)~fw_csum_native(p->l4, p->l4len);
+    if (c == 0 && p->proto == IPPROTO_UDP_)
+        c = 0xffff; /* either byte order */
+    __builtin_memcpy(p->l4 + off, &c, 2);
 }

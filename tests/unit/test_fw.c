@@ -573,6 +573,7 @@ TEST(fw_property_nat_round_trip)
     uint64_t seed = 0x5eed1234abcdull;
     uint8_t f[T_FRAME], q[T_FRAME], out[T_FRAME];
     unsigned ok_out = 0, ok_back = 0, ok_err = 0, flows = 400;
+    unsigned partial = 0, ok_partial = 0;
 
     for (unsigned i = 0; i < flows; i++) {
         struct flow fl, rp;
@@ -605,6 +606,25 @@ TEST(fw_property_nat_round_trip)
             memcmp(t->out.frames[0].data, m_gw, 6) == 0)
             ok_out++;
         natport = qw_get16(ip + 20 + (fl.proto == 1 ? 4 : 0));
+        /* the next packet of the flow with a partial checksum
+         * (QW_FRAME_CSUM_BLANK, odd and even lengths): completed */
+        if (fl.proto != 1 && !fl.udp_nocsum) {
+            struct flow f2 = fl;
+            uint8_t *l4 = f + 14 + 20;
+            unsigned coff = fl.proto == 6 ? 16 : 6;
+            uint32_t ps;
+            f2.paylen = (uint16_t)(prng(&seed) % 1400);
+            n = build(f, m_fe, m_work, &f2, 0x10, 64);
+            ps = sum16(0, f + 14 + 12, 8) + fl.proto + (uint32_t)(n - 34);
+            while (ps >> 16)
+                ps = (ps & 0xffff) + (ps >> 16);
+            qw_put16(l4 + coff, (uint16_t)ps);
+            rx_raw(t, t->work, f, n, QW_FRAME_CSUM_BLANK);
+            if (t->out.n == 1 && l4_csum_ok(t->out.frames[0].data + 14) &&
+                qw_get32(t->out.frames[0].data + 14 + 12) == T_FW)
+                ok_partial++;
+            partial++;
+        }
         /* the reply from the remote side */
         rp = fl;
         rp.src = fl.dst;
@@ -650,11 +670,14 @@ TEST(fw_property_nat_round_trip)
                 ok_err++;
         }
     }
-    printf("# %u flows: %u out ok, %u replies ok, %u icmp errors ok\n", flows,
-           ok_out, ok_back, ok_err);
+    printf("# %u flows: %u out ok, %u replies ok, %u icmp errors ok, %u/%u "
+           "partial checksums completed\n",
+           flows, ok_out, ok_back, ok_err, ok_partial, partial);
     CHECK_EQ(ok_out, flows);
     CHECK_EQ(ok_back, flows);
     CHECK_EQ(ok_err, flows);
+    CHECK(partial > 100);
+    CHECK_EQ(ok_partial, partial);
     t_free(t);
 }
 
