@@ -1000,6 +1000,7 @@ static int setup_core(struct hosted *h)
         .qdb_changed = plat_qdb_changed,
     };
     size_t size = qw_mem_size(&h->cfg);
+    struct qw_mem_info mi;
     void *mem;
 
     size = (size + 4095) & ~(size_t)4095;
@@ -1014,7 +1015,12 @@ static int setup_core(struct hosted *h)
         munmap(mem, size);
         return -1;
     }
-    hlog(h, QW_LOG_INFO, "hosted: core ready (%zu KiB)", size / 1024);
+    qw_mem_info(&h->cfg, &mi);
+    hlog(h, QW_LOG_INFO,
+         "hosted: core ready (%zu KiB: conntrack %zu, rules %zu, fragments "
+         "%zu, qubesdb %zu, dns %zu, tx %zu)",
+         size / 1024, mi.ct / 1024, mi.rules / 1024, mi.frag / 1024,
+         mi.qdb / 1024, mi.dns / 1024, mi.tx / 1024);
     return 0;
 }
 

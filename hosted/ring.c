@@ -23,8 +23,8 @@
 
 #define RING_FRAME_SIZE 2048u
 #define RING_BLOCK_SIZE (RING_FRAME_SIZE * 32u)
-#define RING_RX_DEFAULT 2048u
-#define RING_TX_DEFAULT 1024u
+#define RING_RX_DEFAULT 1024u
+#define RING_TX_DEFAULT 512u
 /* Where frame data starts in a tx slot (no PACKET_TX_HAS_OFF). */
 #define RING_TX_DATA TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 
