@@ -35,7 +35,7 @@ hosted: $(B)/qwall-hosted $(B)/qdb-dom0
 # The demo installs what it lacks (Debian 12, root), builds, runs and
 # tears down; see hosted/demo/demo.sh.
 demo:
-	hosted/demo/demo.sh
+	B=$(B) hosted/demo/demo.sh
 
 check-e2e: $(B)/qwall-hosted $(B)/qdb-dom0
 	B=$(B) tests/e2e/run.sh
