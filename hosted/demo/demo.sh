@@ -72,9 +72,10 @@ disp() { ip netns exec qwd-disp "$@"; }
 cat <<'EOF'
 qwall demo: two client qubes behind qwall-hosted, sys-net in a namespace.
 
-  work 10.137.0.10 --+                          +-- sys-net 10.137.0.1
-                     +-- qwall-hosted 10.137.0.2 --+   web 10.139.0.10, blocked 10.139.0.11
-  disp 10.138.0.5  --+   (rules from qdb-dom0)   +-- DNS 10.139.1.1 (zone .test)
+  qwd-work  10.137.0.10 --+                                 +-- qwd-up ("sys-net") 10.137.0.1
+                          +-- qwd-fw: qwall-hosted ---------+     web 10.139.0.10, blocked.test 10.139.0.11,
+  qwd-disp  10.138.0.5  --+   10.137.0.2, rules and vifs    |     other.test 10.139.0.12
+                              from qdb-dom0 (dom0's QDB)    +-- dnsmasq 10.139.1.1 (zone .test only)
 EOF
 topo_up || exit 1
 MAC_WORK=$(topo_add_client work 10.137.0.10)
