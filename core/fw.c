@@ -225,6 +225,11 @@ void fw_drop(struct qw *fw, unsigned link, const uint8_t *frame, uint32_t len,
              enum qw_drop why)
 {
     fw_count(fw, link, why, 1);
+    /* per packet: debug only, and rate-limited like every source */
+    if (fw->cfg.log_level >= QW_LOG_DEBUG)
+        fw_log(fw, FW_LOG_PKT, QW_LOG_DEBUG,
+               "fw: drop on link %u: %s (%u bytes)", link, qw_drop_name(why),
+               (unsigned)len);
     if (fw->plat.dropped != NULL)
         fw->plat.dropped(fw->plat.ctx, link, frame, len, why);
 }

@@ -229,7 +229,7 @@ static struct qw_config t_config(void)
     c.frag_link_bytes = 64 * 1024;
     c.dns_cache_names = 16;
     c.qdb_max_entries = 256;
-    c.log_level = QW_LOG_DEBUG;
+    c.log_level = QW_LOG_INFO;
     return c;
 }
 

@@ -902,6 +902,17 @@ TEST(sem_s37_log_levels)
     CHECK_EQ(t->nlog, n);
     CHECK(t_logged(t, "client work attached"));
     t_free(t);
+    /* at debug, drops are logged, but rate-limited (burst 20, 5/s) */
+    c.log_level = QW_LOG_DEBUG;
+    t = t_new_cfg(&c);
+    t_dump(t);
+    n = t->nlog;
+    for (int i = 0; i < 300; i++)
+        t_rx(t, 0, FX_IPV6_IN);
+    CHECK(t_logged(t, "drop on link 0: no_such_link"));
+    CHECK(t->nlog - n <= 20);
+    t_free(t);
+    c.log_level = QW_LOG_INFO;
     c.log_level = QW_LOG_WARN;
     t = t_new_cfg(&c);
     t_dump(t);
