@@ -100,6 +100,13 @@ static void event_round_trip(uint32_t domid)
         die("bind to dom%u port %u failed", domid, remote);
     pfd.fd = xenevtchn_fd(xce);
     pfd.events = POLLIN;
+    /* Xen marks a freshly bound port pending; consume that first so that
+     * each round below waits for the guest's own answer. */
+    if (poll(&pfd, 1, 500) == 1) {
+        got = xenevtchn_pending(xce);
+        if (got >= 0)
+            xenevtchn_unmask(xce, (evtchn_port_t)got);
+    }
     for (int round = 0; round < ROUNDS; round++) {
         if (xenevtchn_notify(xce, (evtchn_port_t)local) < 0)
             die("notify failed");
