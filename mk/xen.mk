@@ -96,11 +96,12 @@ $(B)/xen/gnthelper: tests/xen/gnthelper.c
 # Host unit tests of xen/ code (pure modules only).
 XEN_UNIT_SRCS := $(sort $(wildcard tests/xen/unit/test_*.c))
 XEN_UNIT_BINS := $(XEN_UNIT_SRCS:tests/xen/unit/%.c=$(B)/xen-unit/%)
-XEN_PURE_SRCS := xen/xs_msg.c xen/cmdline.c lib/fmt.c
+XEN_PURE_SRCS := xen/xs_msg.c xen/cmdline.c xen/mm.c lib/fmt.c
 
 $(B)/xen-unit/%: tests/xen/unit/%.c $(XEN_PURE_SRCS) $(wildcard xen/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_HOST) $(SANITIZE) $(INC) -Ixen -Itests/unit $< \
+	$(CC) $(CFLAGS_HOST) $(SANITIZE) $(INC) -Ixen -Itests/unit \
+	    -DMM_RAM_LIMIT=0xffffffffffffffffull $< \
 	    $(filter %.c,$(filter-out $<,$^)) -o $@
 
 EXTRA_UNIT_BINS += $(XEN_UNIT_BINS)

@@ -49,15 +49,15 @@ int mm_init(uintptr_t image_end)
     uint64_t hi = 0;
     size_t bitmap_pages;
 
-    /* Span of RAM above the image, below 4 GiB (the identity map); holes
+    /* Span of RAM above the image, below MM_RAM_LIMIT; holes
      * inside it are marked used. */
     for (unsigned i = 0; i < mm_nregions; i++) {
         uint64_t end = mm_regions[i].addr + mm_regions[i].size;
 
         if (mm_regions[i].type != 1 || end <= lo)
             continue;
-        if (end > 0x100000000ull)
-            end = 0x100000000ull;
+        if (end > MM_RAM_LIMIT)
+            end = MM_RAM_LIMIT;
         if (end > hi)
             hi = end & ~(uint64_t)(MM_PAGE - 1);
     }

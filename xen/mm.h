@@ -14,6 +14,11 @@
 #include <stdint.h>
 
 #define MM_PAGE 4096u
+/* RAM above this is not identity-mapped (boot.S maps 0-4 GiB; 4-5 GiB is
+ * the grant window). Host unit tests lift it, their buffers live high. */
+#ifndef MM_RAM_LIMIT
+#define MM_RAM_LIMIT 0x100000000ull
+#endif
 #define MM_MAP_MAX 32u
 
 struct mm_region {
@@ -33,7 +38,7 @@ void mm_free_pages(void *p, size_t n);
 
 size_t mm_total_pages(void);
 size_t mm_free_count(void);
-/* Highest RAM address + 1 (below 4 GiB). */
+/* Highest RAM address + 1 (below MM_RAM_LIMIT). */
 uint64_t mm_ram_end(void);
 
 /* A pool of `count` objects of `size` bytes (rounded up to 16). */
