@@ -234,9 +234,10 @@ TEST(sem_s12_specialtarget_dns)
     t_free(t);
 }
 
-/* Answer the DNS query frame (copied from an output) with one A record. */
-static void t_dns_answer(struct tfw *t, const uint8_t *query, size_t n,
-                         uint32_t addr)
+/* Answer the DNS query frame (copied from an output) with one A record
+ * of TTL ttl seconds. */
+static void t_dns_answer_ttl(struct tfw *t, const uint8_t *query, size_t n,
+                             uint32_t addr, uint32_t ttl)
 {
     uint8_t q[1600], *ip, *udp, *m;
     char hex[4 * 1600];
@@ -264,8 +265,9 @@ static void t_dns_answer(struct tfw *t, const uint8_t *query, size_t n,
         qw_put16(r + 6, 1); /* one answer */
         qw_put16(r + 8, 0);
         qw_put16(r + 10, 0); /* no OPT */
-        memcpy(r + qlen, "\xc0\x0c\x00\x01\x00\x01\x00\x00\x01\x2c\x00\x04",
-               12);
+        memcpy(r + qlen, "\xc0\x0c\x00\x01\x00\x01", 6);
+        qw_put32(r + qlen + 6, ttl);
+        qw_put16(r + qlen + 10, 4);
         qw_put32(r + qlen + 12, addr);
         dlen = qlen + 16;
         /* frame: gateway -> us, from server:53 to the query's port */
@@ -292,6 +294,12 @@ static void t_dns_answer(struct tfw *t, const uint8_t *query, size_t n,
             off += (size_t)sprintf(hex + off, "%02x", f[k]);
         t_rx(t, 0, hex);
     }
+}
+
+static void t_dns_answer(struct tfw *t, const uint8_t *query, size_t n,
+                         uint32_t addr)
+{
+    t_dns_answer_ttl(t, query, n, addr, 300);
 }
 
 /* S13: dsthost resolved by the firewall's own DNS client through the
@@ -460,6 +468,62 @@ TEST(sem_s19_rule_change_rechecks_connections)
     CHECK(t_dropped_as(t, 0, QW_DROP_UPLINK_NEW));
     t_rx(t, 0, FX_DNSR_IN);
     CHECK(t_out_is(t, 0, t->work, FX_DNSR_OUT));
+    t_free(t);
+}
+
+/* S19 (DNS side): when a dsthost name's answers change, the connections
+ * the rules no longer accept are closed (after the previous set's grace of
+ * one TTL); the others survive. */
+TEST(sem_s19_dns_change_rechecks_connections)
+{
+    struct tfw *t = t_setup();
+    static const char *const r[] = {
+        "policy=drop", "0000=action=accept dsthost=example.com", NULL};
+    uint32_t addr = IP(93, 184, 216, 34);
+    uint8_t q[1600];
+    uint64_t changed_at = 0, closed_at = 0;
+
+    t_rules(t, "10.137.0.10", r);
+    CHECK(t->out.n >= 1);
+    if (t->out.n < 1) {
+        t_free(t);
+        return;
+    }
+    memcpy(q, t->out.frames[0].data, t->out.frames[0].len);
+    t_dns_answer_ttl(t, q, t->out.frames[0].len, addr, 30);
+    t_rx(t, t->work, FX_SYN_IN);
+    CHECK(t_out_is(t, 0, 0, FX_SYN_OUT));
+    t_rx(t, 0, FX_SYNACK_IN);
+    t_rx(t, t->work, FX_ACK_IN);
+    CHECK(t_out_is(t, 0, 0, FX_ACK_OUT));
+    /* time passes; every refresh is answered, with another address from
+     * t = +25 s on */
+    for (int sec = 1; sec <= 150 && closed_at == 0; sec++) {
+        t->now += SEC;
+        if (sec == 25) {
+            addr = IP(198, 51, 100, 99);
+            changed_at = t->now;
+        }
+        t_reset_out(t);
+        qw_poll(t->fw, t->now, &t->out);
+        for (unsigned i = 0; i < t->out.n; i++) {
+            const uint8_t *f = t->out.frames[i].data;
+            if (t->out.frames[i].len > 42 && f[23] == 17 &&
+                qw_get16(f + 36) == 53) {
+                size_t n = t->out.frames[i].len;
+                memcpy(q, f, n);
+                t_dns_answer_ttl(t, q, n, addr, 30);
+                break; /* the answer's call reset the output */
+            }
+        }
+        if (t_logged(t, "1 connections closed by new rules"))
+            closed_at = t->now;
+    }
+    CHECK(changed_at != 0 && closed_at > changed_at);
+    printf("# dns change at +25 s, connection closed %llu s later\n",
+           (unsigned long long)((closed_at - changed_at) / SEC));
+    t_rx(t, 0, FX_SYNACK_IN); /* the connection is gone */
+    CHECK(t_dropped_as(t, 0, QW_DROP_UPLINK_NEW));
     t_free(t);
 }
 
@@ -980,6 +1044,7 @@ int main(void)
     RUN(sem_s17_drop_reason_counters);
     RUN(sem_s18_established_both_ways);
     RUN(sem_s19_rule_change_rechecks_connections);
+    RUN(sem_s19_dns_change_rechecks_connections);
     RUN(sem_s20_nat_port_kept_or_random);
     RUN(sem_s21_timeouts_and_eviction);
     RUN(sem_s22_nat_table_size);
