@@ -787,6 +787,58 @@ TEST(fw_total_length_below_header)
     t_free(t);
 }
 
+/* One client flooding new connections cannot push out another client's
+ * (per-client conntrack quota) nor starve its own oldest flows first when
+ * a never-answered one can go. */
+TEST(fw_flood_keeps_other_clients_connections)
+{
+    struct tfw *t = setup_all(); /* table of 256 connections */
+    static const uint8_t m_other[6] = {0, 0x16, 0x3e, 0x5e, 0x6c, 0x0b};
+    struct flow o = {T_OTHER, IP(9, 9, 9, 9), 5000, 53, 17, 0, 10, false};
+    struct flow r = {IP(9, 9, 9, 9), T_FW, 53, 5000, 17, 0, 10, false};
+    struct flow w = {T_WORK, IP(8, 8, 4, 4), 0, 53, 17, 0, 10, false};
+    uint8_t f[T_FRAME];
+    size_t n;
+
+    n = build(f, m_fe, m_other, &o, 0, 64);
+    rx_raw(t, t->other, f, n, 0);
+    CHECK_EQ(t->out.n, 1);
+    for (unsigned i = 0; i < 1000; i++) {
+        w.sport = (uint16_t)(10000 + i);
+        n = build(f, m_fe, m_work, &w, 0, 64);
+        rx_raw(t, t->work, f, n, 0);
+    }
+    CHECK(qw_counter(t->fw, t->work, QW_DROP_NAT_NO_PORT) +
+              qw_counter(t->fw, t->work, QW_DROP_NAT_TABLE_FULL) ==
+          0);
+    n = build(f, m_up, m_gw, &r, 0, 50); /* other's reply still passes */
+    rx_raw(t, 0, f, n, 0);
+    CHECK_EQ(t->out.n, 1);
+    CHECK_EQ(t->out.n ? t->out.frames[0].link : 0, t->other);
+    t_free(t);
+}
+
+/* QubesDB reconnects (dom0 daemon restart): a fresh dump re-applies the
+ * settings and rules without disturbing traffic; garbage is refused. */
+TEST(fw_qdb_reconnect)
+{
+    struct tfw *t = t_setup();
+    uint8_t junk[100];
+    uint8_t buf[256];
+
+    t_rx(t, t->work, FX_SYN_IN);
+    memset(junk, 0xee, sizeof junk);
+    CHECK_EQ(qw_qdb_rx(t->fw, junk, sizeof junk, t->now, &t->out), -QW_EPROTO);
+    t_dump(t); /* reconnect: MULTIREAD again, same values */
+    CHECK(qw_qdb_tx(t->fw, buf, sizeof buf) > 0); /* MULTIREAD queued */
+    /* this dump has no rule tree for work: its compiled rules stay */
+    t_rx(t, 0, FX_SYNACK_IN); /* the connection survived */
+    CHECK(t_out_is(t, 0, t->work, FX_SYNACK_OUT));
+    t_rx(t, t->work, FX_SYN80_IN);
+    CHECK(t_out_is(t, 0, t->work, FX_SYN80_REJECT));
+    t_free(t);
+}
+
 int main(void)
 {
     RUN(fw_create_validates);
@@ -806,5 +858,7 @@ int main(void)
     RUN(fw_fast_path_hint_revalidated);
     RUN(fw_tcp_syn_reopens_finished_connection);
     RUN(fw_total_length_below_header);
+    RUN(fw_flood_keeps_other_clients_connections);
+    RUN(fw_qdb_reconnect);
     return test_summary();
 }
