@@ -717,7 +717,8 @@ static void from_client(struct qw *fw, struct fw_pkt *p)
     if (pkt_ttl_expired(fw, p))
         return;
     pkt_key(p, &k);
-    e = ct_lookup_dir(fw->ct, &k, 0, fw->now);
+    /* the fast path may have just looked this key up in vain */
+    e = fw->ct_miss ? NULL : ct_lookup_dir(fw->ct, &k, 0, fw->now);
     if (e != NULL && ct_tcp_reopens(e, 0, p->tcpflags)) {
         /* a bare SYN on a finished connection (TIME_WAIT/CLOSE) starts a
          * new one, judged by the rules again, as Linux does */
@@ -762,7 +763,7 @@ static void from_uplink(struct qw *fw, struct fw_pkt *p)
         return;
     }
     pkt_key(p, &k);
-    e = ct_lookup_dir(fw->ct, &k, 1, fw->now);
+    e = fw->ct_miss ? NULL : ct_lookup_dir(fw->ct, &k, 1, fw->now);
     if (e == NULL) {
         if (p->proto == IPPROTO_ICMP_ && p->icmp_type == ICMP_ECHO) {
             if (fw_icmp_echo_reply(fw, p))
@@ -1016,6 +1017,7 @@ static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len,
             !(e->flags & CT_F_USED)) {
             e = ct_lookup_dir(fw->ct, &k, 1, fw->now);
             fw->links[0].last = e;
+            fw->ct_miss = e == NULL;
         }
         if (e == NULL || e->link == CT_LINK_SELF)
             return false;
@@ -1032,6 +1034,7 @@ static bool fw_fast(struct qw *fw, unsigned link, uint8_t *frame, uint32_t len,
             !(e->flags & CT_F_USED)) {
             e = ct_lookup_dir(fw->ct, &k, 0, fw->now);
             fw->links[link].last = e;
+            fw->ct_miss = e == NULL;
         }
         if (e == NULL || e->link != link)
             return false;
@@ -1080,6 +1083,7 @@ static void fw_frame(struct qw *fw, struct fw_link *l, unsigned link,
         fw_drop(fw, link, frame, len, QW_DROP_ETH_NOT_FOR_US);
         return;
     }
+    fw->ct_miss = false;
     if (type == ETHERTYPE_ARP)
         fw_arp_rx(fw, link, frame, len);
     else if ((flags & ~QW_FRAME_CSUM_BLANK) != 0 ||

@@ -157,6 +157,7 @@ struct qw {
     unsigned entries_cap, nentries;
     bool entries_overflow;
     uint64_t ct_next_sweep;
+    bool ct_miss; /* the fast path found no connection for this frame */
 
     /* transmit buffers and the reassembly scratch (eth + 64 KiB) */
     uint8_t *tx;
