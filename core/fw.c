@@ -616,6 +616,24 @@ static void pkt_icmp_error(struct qw *fw, struct fw_pkt *p, int dir)
     pkt_send(fw, p, to);
 }
 
+/* Translate p for e in direction dir, TTL - 1: TCP/UDP with the deltas
+ * precomputed at creation, others field by field. */
+static void pkt_nat(struct fw_pkt *p, const struct ct_entry *e, int dir)
+{
+    if (p->proto == IPPROTO_TCP_ || p->proto == IPPROTO_UDP_) {
+        if (dir == 0)
+            fw_nat_fast(p->ip, p->l4, p->proto, e->user, 0, e->reply.dst,
+                        e->reply.dport);
+        else
+            fw_nat_fast(p->ip, p->l4, p->proto, e->user, 1, e->orig.src,
+                        e->orig.sport);
+    } else if (dir == 0) {
+        fw_nat_out(p, e);
+    } else {
+        fw_nat_in(p, e);
+    }
+}
+
 /* Client -> the firewall's own address. */
 static void client_to_fw(struct qw *fw, struct fw_pkt *p)
 {
@@ -680,7 +698,7 @@ static void client_new(struct qw *fw, struct fw_pkt *p)
      * deltas of the translation, for the fast path */
     e->user = p->proto == IPPROTO_ICMP_ ? p->icmp_type : fw_nat_delta(e);
     ct_update(fw->ct, e, 0, p->tcpflags, fw->now);
-    fw_nat_out(p, e);
+    pkt_nat(p, e, 0);
     pkt_send(fw, p, QW_LINK_UPLINK);
 }
 
@@ -736,7 +754,7 @@ static void from_client(struct qw *fw, struct fw_pkt *p)
     if (pkt_too_big(fw, p))
         return;
     ct_update(fw->ct, e, 0, p->tcpflags, fw->now);
-    fw_nat_out(p, e);
+    pkt_nat(p, e, 0);
     pkt_send(fw, p, QW_LINK_UPLINK);
 }
 
@@ -780,7 +798,7 @@ static void from_uplink(struct qw *fw, struct fw_pkt *p)
     if (pkt_ttl_expired(fw, p) || pkt_too_big(fw, p))
         return;
     ct_update(fw->ct, e, 1, p->tcpflags, fw->now);
-    fw_nat_in(p, e);
+    pkt_nat(p, e, 1);
     pkt_send(fw, p, e->link);
 }
 
