@@ -3,6 +3,8 @@
  */
 #include "gnttab.h"
 
+#include <stddef.h>
+
 #include "hv.h"
 
 #define GNTTAB_ENTRIES (GNTTAB_FRAMES * 4096u / sizeof(grant_entry_v1_t))
@@ -12,7 +14,11 @@ static grant_entry_v1_t *gnttab_table;
 static uint32_t gnttab_next[GNTTAB_ENTRIES]; /* free list links */
 static uint32_t gnttab_free_head = GNTTAB_NONE;
 static unsigned gnttab_in_use;
-static uint8_t gnttab_ours[GNTTAB_ENTRIES]; /* handed out by us */
+static uint8_t gnttab_ours[GNTTAB_ENTRIES];          /* handed out by us */
+static uint64_t gnttab_slots[GNTTAB_MAP_SLOTS / 64]; /* window pages used */
+
+/* First window page for foreign mappings: right after our frames. */
+#define GNTTAB_MAP_BASE (GNTTAB_WINDOW + GNTTAB_FRAMES * 4096ull)
 
 int gnttab_init(void)
 {
@@ -123,6 +129,57 @@ int gnttab_copy(const struct gnttab_side *src, const struct gnttab_side *dst,
     if (rc < 0)
         return (int)rc;
     return op.status == GNTST_okay ? 0 : op.status;
+}
+
+void *gnttab_map(uint16_t domid, uint32_t ref, bool readonly, uint32_t *handle,
+                 int *err)
+{
+    struct gnttab_map_grant_ref op = {0};
+    unsigned slot = GNTTAB_MAP_SLOTS;
+    long rc;
+
+    for (unsigned w = 0; w < GNTTAB_MAP_SLOTS / 64 && slot == GNTTAB_MAP_SLOTS;
+         w++) {
+        if (gnttab_slots[w] != ~0ull)
+            slot = w * 64 + (unsigned)__builtin_ctzll(~gnttab_slots[w]);
+    }
+    if (slot == GNTTAB_MAP_SLOTS) {
+        *err = -28;
+        return NULL;
+    }
+    op.host_addr = GNTTAB_MAP_BASE + (uint64_t)slot * 4096;
+    op.flags = GNTMAP_host_map | (readonly ? GNTMAP_readonly : 0);
+    op.ref = ref;
+    op.dom = domid;
+    rc = hv_grant_table_op(GNTTABOP_map_grant_ref, &op, 1);
+    if (rc < 0 || op.status != GNTST_okay) {
+        *err = rc < 0 ? (int)rc : op.status;
+        return NULL;
+    }
+    gnttab_slots[slot / 64] |= 1ull << (slot % 64);
+    *handle = op.handle;
+    *err = 0;
+    return (void *)(uintptr_t)op.host_addr;
+}
+
+int gnttab_unmap(void *addr, uint32_t handle)
+{
+    struct gnttab_unmap_grant_ref op = {0};
+    uint64_t a = (uint64_t)(uintptr_t)addr;
+    unsigned slot;
+    long rc;
+
+    if (a < GNTTAB_MAP_BASE || (a - GNTTAB_MAP_BASE) % 4096 != 0 ||
+        (a - GNTTAB_MAP_BASE) / 4096 >= GNTTAB_MAP_SLOTS)
+        return -22;
+    slot = (unsigned)((a - GNTTAB_MAP_BASE) / 4096);
+    op.host_addr = a;
+    op.handle = handle;
+    rc = hv_grant_table_op(GNTTABOP_unmap_grant_ref, &op, 1);
+    if (rc < 0 || op.status != GNTST_okay)
+        return rc < 0 ? (int)rc : op.status;
+    gnttab_slots[slot / 64] &= ~(1ull << (slot % 64));
+    return 0;
 }
 
 unsigned gnttab_used(void)

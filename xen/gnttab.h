@@ -48,6 +48,21 @@ struct gnttab_side {
 int gnttab_copy(const struct gnttab_side *src, const struct gnttab_side *dst,
                 uint16_t len);
 
+/*
+ * Map a page another domain granted us into the window above our grant
+ * frames (GNTTAB_MAP_SLOTS pages; never over RAM, which would replace our
+ * frame). Returns the address and sets *handle, or NULL (status in *err:
+ * -ENOSPC when the window is full, a negative GNTST_* otherwise).
+ */
+void *gnttab_map(uint16_t domid, uint32_t ref, bool readonly, uint32_t *handle,
+                 int *err);
+
+/* Undo gnttab_map; 0 or a negative GNTST_* (the slot stays reserved on
+ * failure: the page may still be mapped). */
+int gnttab_unmap(void *addr, uint32_t handle);
+
+#define GNTTAB_MAP_SLOTS 4096u
+
 /* Entries in use / total. */
 unsigned gnttab_used(void);
 unsigned gnttab_capacity(void);

@@ -354,6 +354,29 @@ static void main_gt_finish(void)
     xs_write(0, "data/qwt-gnt/done", "ok");
 }
 
+/* Map dom0's src page into the window, check it, unmap it. */
+static void main_gt_map(uint32_t ref)
+{
+    uint32_t handle = 0;
+    int err = 0, rc;
+    const uint8_t *p = gnttab_map(0, ref, true, &handle, &err);
+
+    if (p == NULL) {
+        log_err("gnttab: map of dom0 gref %u failed (%d)", ref, err);
+        return;
+    }
+    for (unsigned i = 0; i < 4096; i++) {
+        if (p[i] != main_pattern(i)) {
+            log_err("gnttab: mapped byte %u is 0x%02x", i, p[i]);
+            gnttab_unmap((void *)(uintptr_t)p, handle);
+            return;
+        }
+    }
+    rc = gnttab_unmap((void *)(uintptr_t)p, handle);
+    log_info("gnttab: mapped dom0 gref %u at 0x%llx (pattern ok), unmap %d",
+             ref, (unsigned long long)(uintptr_t)p, rc);
+}
+
 /* Step 2: dom0 mapped our page and shared src/dst pages with us. */
 static void main_gt_copy(const char *peer)
 {
@@ -416,6 +439,7 @@ static void main_gt_copy(const char *peer)
     log_info("gnttab: copied 4096 bytes from dom0 gref %u (pattern ok) and "
              "back to gref %u",
              src, dst);
+    main_gt_map(src);
     xs_write(0, "data/qwt-gnt/result", "copied 4096");
 }
 

@@ -142,6 +142,7 @@ fi
 # 50 rounds; notifications that meet in flight coalesce into one event,
 # so the guest may count a few fewer (a lost event stalls the helper).
 check event-channel grep -qE 'evtchn: ([3-9][0-9]|[0-9]{3,}) events from dom0 answered' "$con/guest-qwall.log"
+check grant-map grep -qE 'gnttab: mapped dom0 gref [0-9]+ at 0x100004000 \(pattern ok\), unmap 0' "$con/guest-qwall.log"
 check grant-revoke-refused grep -q 'gnttab: revoke refused while dom0 maps' "$con/guest-qwall.log"
 
 # Clean shutdown through control/shutdown.
