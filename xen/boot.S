@@ -226,13 +226,15 @@ cpu_upcall_entry:
 cpu_spurious_entry:
     iretq
 
-    .section .rodata
+    /* Writable: cpu.c fills the TSS descriptor and `ltr` marks it busy. */
+    .data
     .balign 16
+    .globl boot_gdt
 boot_gdt:
     .quad 0                      /* null */
-    /* "Accessed" preset: the CPU never writes this read-only table. */
     .quad 0x00af9b000000ffff     /* 0x08: 64-bit code, DPL 0 */
     .quad 0x00cf93000000ffff     /* 0x10: data, DPL 0 */
+    .quad 0, 0                   /* 0x18: 64-bit TSS (cpu_init_idt) */
 boot_gdt_end:
     .balign 4
     .word 0
@@ -263,10 +265,19 @@ boot_pdpt:
     .globl boot_pd
 boot_pd:
     .skip 4096 * PD_COUNT
-    .balign 16
+    /* Unmapped by cpu_protect(): running off the stack faults at once. */
+    .balign 4096
+    .globl boot_stack_guard
+boot_stack_guard:
+    .skip 4096
     .globl boot_stack_bottom
 boot_stack_bottom:
     .skip 65536
     .globl boot_stack_top
 boot_stack_top:
+    /* Separate stack for double faults (IST 1), so that a stack overflow
+     * is still reported. */
+    .skip 8192
+    .globl boot_df_stack_top
+boot_df_stack_top:
     .section .note.GNU-stack, "", @progbits

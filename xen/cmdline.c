@@ -129,6 +129,13 @@ static void cmdline_token(struct cmdline_opts *o, const char *t, unsigned n)
         o->cfg.drop_silently = true;
     } else if (cmdline_eq(t, n, "--selftest")) {
         o->selftest = true;
+    } else if (cmdline_eq(t, klen, "--selftest-crash=")) {
+        if (cmdline_eq(t + klen, n - klen, "stack"))
+            o->crashtest = 1;
+        else if (cmdline_eq(t + klen, n - klen, "null"))
+            o->crashtest = 2;
+        else
+            cmdline_bad(o, t, n);
     } else {
         o->unknown++;
     }

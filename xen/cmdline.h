@@ -8,6 +8,8 @@
  *   --ipv4=A.B.C.D --ipv4-gw=A.B.C.D --ipv4-dns=A.B.C.D --ipv4-dns2=A.B.C.D
  *   --nat-table-size=N (1..1000000) --log-level=err|warn|info|debug|0..3
  *   --drop-silently  --selftest (runtime self-tests for check-xen)
+ *   --selftest-crash=stack|null (check-xen: overflow the stack or read
+ *   address 0, to see the fault reported and the domain crash)
  * A known option with a bad value is counted in `errors`, named in `bad`
  * and leaves the default. Pure C: also compiled into host unit tests.
  */
@@ -22,9 +24,10 @@
 struct cmdline_opts {
     struct qw_config cfg;
     bool selftest;
-    unsigned unknown; /* tokens ignored */
-    unsigned errors;  /* known options with bad values */
-    char bad[48];     /* the first bad option, for the log */
+    unsigned crashtest; /* --selftest-crash=stack|null: 1, 2 (check-xen) */
+    unsigned unknown;   /* tokens ignored */
+    unsigned errors;    /* known options with bad values */
+    char bad[48];       /* the first bad option, for the log */
 };
 
 /* Fill o (defaults first) from the NUL-terminated line s. Returns

@@ -39,6 +39,19 @@ static uint64_t cpu_upcalls;
 static uint64_t cpu_pt0[512] __attribute__((aligned(4096)));
 
 extern uint64_t boot_pd[];
+extern uint64_t boot_gdt[];
+extern char boot_stack_guard[], boot_df_stack_top[];
+
+/* 64-bit TSS: only IST 1 is used (the double-fault stack). */
+static struct {
+    uint32_t reserved0;
+    uint64_t rsp[3];
+    uint64_t reserved1;
+    uint64_t ist[7];
+    uint64_t reserved2;
+    uint16_t reserved3;
+    uint16_t iomap;
+} __attribute__((packed)) cpu_tss;
 extern char __image_start[], __text_end[], __rodata_end[];
 
 #define CPU_PTE_P 0x1ull
@@ -108,8 +121,20 @@ void cpu_init_idt(void)
     struct cpu_idt_desc d;
     uint32_t r[4];
 
+    uint64_t tss = (uint64_t)(uintptr_t)&cpu_tss;
+    uint64_t limit = sizeof(cpu_tss) - 1;
+
+    cpu_tss.ist[0] = (uint64_t)(uintptr_t)boot_df_stack_top;
+    cpu_tss.iomap = sizeof(cpu_tss); /* no I/O bitmap */
+    boot_gdt[3] = (limit & 0xffff) | (tss & 0xffffff) << 16 |
+                  0x89ull << 40 | /* present, available 64-bit TSS */
+                  ((limit >> 16) & 0xf) << 48 | ((tss >> 24) & 0xff) << 56;
+    boot_gdt[4] = tss >> 32;
+    __asm__ volatile("ltr %w0" : : "r"(0x18) : "memory");
+
     for (unsigned i = 0; i < sizeof(cpu_traps) / sizeof(cpu_traps[0]); i++)
         cpu_set_gate(i, cpu_traps[i]);
+    cpu_idt[8].ist = 1; /* double fault: known-good stack */
     cpu_set_gate(CPU_UPCALL_VECTOR, cpu_upcall_entry);
     cpu_set_gate(CPU_SPURIOUS_VECTOR, cpu_spurious_entry);
     d.limit = sizeof(cpu_idt) - 1;
@@ -132,7 +157,7 @@ void cpu_protect(void)
     for (unsigned i = 0; i < 512; i++) {
         uintptr_t a = (uintptr_t)i << 12;
 
-        if (i == 0)
+        if (i == 0 || a == (uintptr_t)boot_stack_guard)
             cpu_pt0[i] = 0;
         else if (a >= text && a < etext)
             cpu_pt0[i] = a | CPU_PTE_P;

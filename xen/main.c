@@ -502,6 +502,33 @@ static void main_selftest_start(void)
                     main_test_fired, NULL);
 }
 
+/* Deliberate faults for check-xen: the trap report must come out and the
+ * domain must crash (not hang, not triple-fault silently). */
+static volatile uint64_t main_sink;
+
+/* Stops only at a limit no stack reaches (the compiler rejects plain
+ * infinite recursion). */
+static uint64_t main_recurse(uint64_t n)
+{
+    volatile uint8_t pad[256];
+
+    pad[0] = (uint8_t)n;
+    if (n > (1ull << 40))
+        return n;
+    return main_recurse(n + 1) + pad[0];
+}
+
+static void main_crashtest(unsigned what)
+{
+    log_info("selftest: crash test %s", what == 1 ? "stack" : "null");
+    console_drain(200);
+    if (what == 1)
+        main_sink = main_recurse(0);
+    else
+        main_sink = *(volatile uint64_t *)(uintptr_t)main_sink;
+    log_err("selftest: crash test survived");
+}
+
 /* ---- core ---------------------------------------------------------- */
 
 static void main_core_log(void *ctx, enum qw_log_level level, const char *line)
@@ -717,6 +744,8 @@ void xen_main(uint32_t start_info_pa)
     main_lifecycle_init();
     main_core_start();
     main_pools_init();
+    if (main_opts.crashtest != 0)
+        main_crashtest(main_opts.crashtest);
     if (main_opts.selftest)
         main_selftest_start();
     main_loop();

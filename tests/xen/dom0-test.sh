@@ -170,6 +170,28 @@ if grep -q "idle: woke" "$con/guest-qwall.log"; then echo "QWT-INFO late-wakeups
 check console-lost grep -qE 'lifecycle: powering off .*console lost 0' "$con/guest-qwall.log"
 show_console qwall
 
+# Deliberate faults: a stack overflow must hit the guard page and be
+# reported from the double-fault stack; a NULL read must fault (page 0 is
+# not mapped). Either way the domain crashes (on_crash=destroy) and goes.
+for c in stack null; do
+    n=qwc-$c
+    write_cfg $n 8 "--selftest-crash=$c"
+    xl create "/etc/xen/$n.cfg" >/tmp/xl-$n.out 2>&1
+    t5=$(ms)
+    while ! gone $n && [ $(($(ms) - t5)) -lt 10000 ]; do usleep 100000; done
+    gone $n || xl destroy $n >/dev/null 2>&1
+    case $c in
+    stack) pat='cpu: exception 8 ' ;;
+    null) pat='cpu: exception 14 error 0x0 .*cr2 0x0 ' ;;
+    esac
+    if grep -qE "$pat" "$con/guest-$n.log" 2>/dev/null; then
+        pass "crash-$c" "$(grep -m1 -oE 'cpu: exception.*' "$con/guest-$n.log")"
+    else
+        fail "crash-$c" "no trap report"
+        tail -n 5 "$con/guest-$n.log" 2>/dev/null
+    fi
+done
+
 # Smallest memory= that still boots to xenstore readiness, and smallest
 # with which the core (default configuration: 5000 connections, 64
 # clients) also fits.

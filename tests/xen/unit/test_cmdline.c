@@ -110,6 +110,17 @@ TEST(long_line_with_selftest)
     CHECK(o.selftest);
 }
 
+TEST(crash_tests)
+{
+    CHECK_EQ(cmdline_parse("--selftest-crash=stack", &o), 0);
+    CHECK_EQ(o.crashtest, 1);
+    CHECK_EQ(cmdline_parse("--selftest-crash=null", &o), 0);
+    CHECK_EQ(o.crashtest, 2);
+    CHECK_EQ(cmdline_parse("--selftest-crash=boom --selftest-crash=", &o),
+             2);
+    CHECK_EQ(o.crashtest, 0);
+}
+
 int main(void)
 {
     RUN(defaults);
@@ -119,5 +130,6 @@ int main(void)
     RUN(near_misses_are_unknown);
     RUN(ipv4_parser);
     RUN(long_line_with_selftest);
+    RUN(crash_tests);
     return test_summary();
 }
