@@ -90,6 +90,14 @@ topo_kill() { # NAME: stop one recorded process by its pid
     rm -f "$f"
 }
 
+# Namespaces are created through topo_netns_add, which records them, so
+# topo_down deletes only what this run created (never another run's
+# namespaces that happen to share the prefix).
+topo_netns_add() { # NS
+    ip netns add "$1" || return 1
+    echo "$1" >>"$TOPO_RUN/netns"
+}
+
 topo_quiet_if() { # NS IF: no IPv6, no GSO/TSO/GRO
     tx "$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1" 2>/dev/null
     tx "$1" ethtool -K "$2" tso off gso off gro off >/dev/null 2>&1
@@ -98,7 +106,7 @@ topo_quiet_if() { # NS IF: no IPv6, no GSO/TSO/GRO
 topo_up() {
     local ns
     for ns in $TOPO_FW $TOPO_UP; do
-        ip netns add "$ns" || return 1
+        topo_netns_add "$ns" || return 1
         tx "$ns" ip link set lo up
         tx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
             net.ipv6.conf.default.disable_ipv6=1
@@ -170,7 +178,7 @@ topo_wait_port() { # NS tcp|udp ADDR PORT
 topo_add_client() {
     local name=$1 ip=$2 mtu=${3:-1500} ns
     ns=$(topo_ns "$name")
-    ip netns add "$ns" || return 1
+    topo_netns_add "$ns" || return 1
     tx "$ns" ip link set lo up
     ip -n $TOPO_FW link add "vif-$name" mtu "$mtu" type veth peer name eth0 \
         mtu "$mtu" netns "$ns"
@@ -185,13 +193,16 @@ topo_add_client() {
 }
 
 topo_del_client() { # NAME
-    ip netns del "$(topo_ns "$1")" 2>/dev/null
+    local ns
+    ns=$(topo_ns "$1")
+    ip netns del "$ns" 2>/dev/null
+    sed -i "/^$ns\$/d" "$TOPO_RUN/netns" 2>/dev/null
     return 0
 }
 
-topo_offload() { # on|off: transmit checksum offload on the client side
+topo_offload() { # on|off: checksum offloads in every namespace of ours
     local ns
-    for ns in $(ip netns list | awk '{print $1}' | grep "^$TOPO_P"); do
+    for ns in $(cat "$TOPO_RUN/netns"); do
         for dev in $(tx "$ns" ls /sys/class/net); do
             [ "$dev" = lo ] && continue
             tx "$ns" ethtool -K "$dev" tx "$1" rx "$1" >/dev/null 2>&1
@@ -251,9 +262,11 @@ topo_down() {
     for f in "$TOPO_RUN"/pids/*.pid; do
         [ -f "$f" ] && topo_kill "$(basename "$f" .pid)"
     done
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' |
-        grep "^$TOPO_P"); do
-        ip netns del "$ns" 2>/dev/null
-    done
+    if [ -f "$TOPO_RUN/netns" ]; then
+        while read -r ns; do
+            ip netns del "$ns" 2>/dev/null
+        done <"$TOPO_RUN/netns"
+        rm -f "$TOPO_RUN/netns"
+    fi
     return 0
 }
