@@ -18,6 +18,15 @@
  * The established path does no hashing beyond ct's, no string work and
  * touches only the headers: IPv4 checksum verification (20 bytes), the ct
  * lookup, a handful of incremental checksum updates (RFC 1624).
+ *
+ * Limitations:
+ * - IPv6 is dropped and counted (semantics.md: until IPv6 is supported).
+ * - At most FW_TX_BUFS generated frames (ICMP, ARP, fragments, DNS) per
+ *   call into the core; more are dropped as tx_queue_full.
+ * - An ICMP error quoting a non-first fragment cannot be matched to a
+ *   connection (no ports) and is dropped as icmp_bad_header.
+ * - Time-exceeded and fragmentation-needed share each link's reject token
+ *   bucket with rule rejects.
  */
 #include "fw.h"
 
