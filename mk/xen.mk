@@ -98,11 +98,17 @@ XEN_UNIT_SRCS := $(sort $(wildcard tests/xen/unit/test_*.c))
 XEN_UNIT_BINS := $(XEN_UNIT_SRCS:tests/xen/unit/%.c=$(B)/xen-unit/%)
 XEN_PURE_SRCS := xen/xs_msg.c xen/cmdline.c xen/mm.c lib/fmt.c
 
-$(B)/xen-unit/%: tests/xen/unit/%.c $(XEN_PURE_SRCS) $(wildcard xen/*.h)
+# test_xs_client also compiles xen/xs.c (its neighbours are stubs in the
+# test) and so sees Xen's headers.
+XEN_UNIT_EXTRA_test_xs_client := xen/xs.c
+
+$(B)/xen-unit/%: tests/xen/unit/%.c $(XEN_PURE_SRCS) xen/xs.c \
+                 $(wildcard xen/*.h) | $(B)/xen/inc/xen
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_HOST) $(SANITIZE) $(INC) -Ixen -Itests/unit \
-	    -DMM_RAM_LIMIT=0xffffffffffffffffull $< \
-	    $(filter %.c,$(filter-out $<,$^)) -o $@
+	    -isystem $(B)/xen/inc -D__XEN_INTERFACE_VERSION__=0x00040e00 \
+	    -DMM_RAM_LIMIT=0xffffffffffffffffull $< $(XEN_PURE_SRCS) \
+	    $(XEN_UNIT_EXTRA_$*) -o $@
 
 EXTRA_UNIT_BINS += $(XEN_UNIT_BINS)
 CHECK_EXTRA += check-xen

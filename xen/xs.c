@@ -57,6 +57,14 @@ static struct xs_stats xs_st;
 
 static void xs_event_port(uint32_t port, void *arg);
 
+int xs_attach(void *ring, uint32_t port)
+{
+    xs_ring = ring;
+    xs_port = port;
+    xs_msg_reader_reset(&xs_reader);
+    return evtchn_attach(xs_port, xs_event_port, NULL);
+}
+
 int xs_init(void)
 {
     uint64_t pfn, port;
@@ -64,14 +72,10 @@ int xs_init(void)
     if (hv_get_param(HVM_PARAM_STORE_PFN, &pfn) < 0 || pfn == 0 ||
         hv_get_param(HVM_PARAM_STORE_EVTCHN, &port) < 0)
         return -XS_EIO;
-    xs_ring =
-        (volatile struct xenstore_domain_interface *)(uintptr_t)(pfn << 12);
-    xs_port = (uint32_t)port;
-    xs_msg_reader_reset(&xs_reader);
-    return evtchn_attach(xs_port, xs_event_port, NULL);
+    return xs_attach((void *)(uintptr_t)(pfn << 12), (uint32_t)port);
 }
 
-/* Find the watch a token names ("w<slot>.<seq>"). */
+/* Find the watch a token names ("qw<slot>.<seq>"). */
 static int xs_watch_by_token(const char *token)
 {
     for (unsigned i = 0; i < XS_WATCHES; i++) {

@@ -33,6 +33,10 @@ typedef void (*xs_watch_fn)(void *arg, const char *path);
 /* Find the ring, attach its port. 0 or -errno. */
 int xs_init(void);
 
+/* Use `ring` (a struct xenstore_domain_interface) and `port` directly
+ * (xs_init's second half; host tests drive a fake xenstored with it). */
+int xs_attach(void *ring, uint32_t port);
+
 /* Read `path` into buf (NUL-terminated). Returns the value length,
  * -XS_E2BIG if it does not fit in cap - 1 bytes, or -errno. */
 int xs_read(uint32_t tx, const char *path, char *buf, size_t cap);

@@ -116,8 +116,7 @@ TEST(crash_tests)
     CHECK_EQ(o.crashtest, 1);
     CHECK_EQ(cmdline_parse("--selftest-crash=null", &o), 0);
     CHECK_EQ(o.crashtest, 2);
-    CHECK_EQ(cmdline_parse("--selftest-crash=boom --selftest-crash=", &o),
-             2);
+    CHECK_EQ(cmdline_parse("--selftest-crash=boom --selftest-crash=", &o), 2);
     CHECK_EQ(o.crashtest, 0);
 }
 
