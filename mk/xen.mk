@@ -4,8 +4,9 @@
 #   make xen          build qwall.xen and print its size
 #   make check-xen    boot it on Debian's Xen 4.17 under QEMU (tests/xen/)
 #
-# Host unit tests of the pure parts of xen/ (xenstore codec, command line,
-# ring arithmetic) are tests/xen/unit/test_*.c; check-unit runs them.
+# Host unit tests of xen/ (xenstore codec and client, command line, ring
+# arithmetic, page allocator, formatter) are tests/xen/unit/test_*.c,
+# built with ASan/UBSan; check-unit runs them.
 XEN_ASM := xen/boot.S
 XEN_SRCS := $(sort $(wildcard xen/*.c)) lib/string.c lib/fmt.c
 XEN_CORE_SRCS := $(filter-out lib/fmt.c,$(CORE_SRCS))
@@ -93,7 +94,7 @@ $(B)/xen/gnthelper: tests/xen/gnthelper.c
 	    -lxenevtchn -lxengnttab -lxenstore -lxentoolcore -lxentoollog \
 	    -lpthread
 
-# Host unit tests of xen/ code (pure modules only).
+# Host unit tests of xen/ code (modules without hypercalls; xs.c with stubs).
 XEN_UNIT_SRCS := $(sort $(wildcard tests/xen/unit/test_*.c))
 XEN_UNIT_BINS := $(XEN_UNIT_SRCS:tests/xen/unit/%.c=$(B)/xen-unit/%)
 XEN_PURE_SRCS := xen/xs_msg.c xen/cmdline.c xen/mm.c lib/fmt.c
