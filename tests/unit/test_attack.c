@@ -498,6 +498,247 @@ TEST(fragment_overlap_port_rewrite)
     t_free(t);
 }
 
+/* ---- randomized: hostile traffic both ways against open connections -- */
+
+struct a_conn {
+    uint8_t proto;
+    uint32_t remote;
+    uint16_t rport, cport, nport; /* ICMP: rport 0, cport/nport the id */
+};
+
+static uint64_t a_rng = 0x243f6a8885a308d3ull;
+
+static uint32_t a_rand(void)
+{
+    a_rng ^= a_rng << 13;
+    a_rng ^= a_rng >> 7;
+    a_rng ^= a_rng << 17;
+    return (uint32_t)(a_rng >> 11);
+}
+
+/* Is out frame i (on a client link) explained by a connection? */
+static int a_explained(const struct tfw *t, unsigned i, const struct a_conn *c,
+                       unsigned nc)
+{
+    const uint8_t *o = a_out_ip(t, i);
+    uint32_t src = qw_get32(o + 12);
+    const uint8_t *l4 = o + (o[0] & 15) * 4u;
+
+    if (qw_get32(o + 16) != T_WORK)
+        return 0;
+    if (src == T_FW) /* our own reject, echo reply, time exceeded */
+        return o[9] == IPPROTO_ICMP_;
+    for (unsigned k = 0; k < nc; k++) {
+        if (o[9] != c[k].proto || src != c[k].remote)
+            continue;
+        if (o[9] != IPPROTO_ICMP_ && qw_get16(l4) == c[k].rport &&
+            qw_get16(l4 + 2) == c[k].cport)
+            return 1;
+        /* any query reply type: the ICMP type is not part of a
+         * connection (attack_pending.c icmp_type_rides_echo_connection) */
+        if (o[9] == IPPROTO_ICMP_ &&
+            (l4[0] == ICMP_ECHO_REPLY || l4[0] == ICMP_TIMESTAMP_REPLY ||
+             l4[0] == ICMP_INFO_REPLY || l4[0] == ICMP_ADDR_MASK_REPLY) &&
+            qw_get16(l4 + 4) == c[k].cport)
+            return 1;
+    }
+    if (o[9] == IPPROTO_ICMP_ && (l4[0] == 3 || l4[0] == 4 || l4[0] == 5 ||
+                                  l4[0] == 11 || l4[0] == 12)) {
+        /* an error: the quote must be one of our packets */
+        const uint8_t *in = l4 + 8, *il4 = in + (in[0] & 15) * 4u;
+        for (unsigned k = 0; k < nc; k++)
+            if (in[9] == c[k].proto && qw_get32(in + 12) == T_WORK &&
+                qw_get32(in + 16) == c[k].remote &&
+                (in[9] == IPPROTO_ICMP_ ? qw_get16(il4 + 4) == c[k].cport
+                                        : qw_get16(il4) == c[k].cport &&
+                                              qw_get16(il4 + 2) == c[k].rport))
+                return 1;
+    }
+    return 0;
+}
+
+/*
+ * 20000 random frames, both ways, around a few open connections (TCP,
+ * UDP, ICMP echo; remote ports and NAT ports hit often, ICMP errors
+ * quoting real or mangled packets, low TTLs). Every frame the firewall
+ * sends must carry valid checksums; nothing reaches the client unless a
+ * connection (or the firewall itself) explains it; everything leaving on
+ * the uplink comes from our address.
+ */
+TEST(random_traffic_oracles)
+{
+    struct tfw *t = t_setup();
+    static struct a_conn c[4096];
+    unsigned nc = 0, bad_csum = 0, unexplained = 0, bad_src = 0;
+    unsigned to_client = 0;
+    uint8_t l4[700], ip[800], q[200], ql4[64];
+    uint32_t n;
+
+    if (getenv("ATTACK_SEED") != NULL) /* more seeds by hand */
+        a_rng = strtoull(getenv("ATTACK_SEED"), NULL, 0) | 1;
+    /* open: TCP 443, TCP/UDP to the open /24, UDP DNS, ICMP echo */
+    {
+        static const struct {
+            uint8_t proto;
+            uint32_t dst;
+            uint16_t sport, dport;
+        } o[] = {
+            {IPPROTO_TCP_, A_REMOTE, 40100, 443},
+            {IPPROTO_TCP_, A_OK_NET, 40101, 80},
+            {IPPROTO_UDP_, A_OK_NET, 40102, 5000},
+            {IPPROTO_UDP_, IP(10, 139, 1, 1), 40103, 53},
+            {IPPROTO_ICMP_, A_REMOTE, 77, 0},
+        };
+        for (unsigned k = 0; k < 5; k++) {
+            if (o[k].proto == IPPROTO_TCP_)
+                n = a_tcp(l4, o[k].sport, o[k].dport, 0x02);
+            else if (o[k].proto == IPPROTO_UDP_)
+                n = a_udp(l4, o[k].sport, o[k].dport, "q", 1);
+            else
+                n = a_icmp(l4, ICMP_ECHO, 0, o[k].sport, 1, "p", 1);
+            n = a_ip(ip, T_WORK, o[k].dst, o[k].proto, 64, 0, l4, n);
+            a_send(t, (unsigned)t->work, ip, n, 0);
+            CHECK_EQ(a_nout(t, 0), 1);
+            if (a_nout(t, 0) != 1)
+                continue;
+            c[nc].proto = o[k].proto;
+            c[nc].remote = o[k].dst;
+            c[nc].rport = o[k].dport;
+            c[nc].cport = o[k].sport;
+            c[nc].nport = qw_get16(a_out_ip(t, 0) + 20 +
+                                   (o[k].proto == IPPROTO_ICMP_ ? 4 : 0));
+            nc++;
+        }
+    }
+    for (unsigned it = 0; it < 20000; it++) {
+        const struct a_conn *k = &c[a_rand() % nc];
+        bool up = a_rand() & 1;
+        uint8_t proto = a_rand() % 4 == 0
+                            ? k->proto
+                            : (const uint8_t[]){IPPROTO_TCP_, IPPROTO_UDP_,
+                                                IPPROTO_ICMP_}[a_rand() % 3];
+        uint32_t peer = a_rand() % 8 == 0 ? a_rand() | 0x01000000u : k->remote;
+        uint16_t pport = a_rand() % 4 == 0 ? (uint16_t)a_rand() : k->rport;
+        uint16_t myport =
+            up ? (a_rand() % 4 == 0 ? (uint16_t)a_rand() : k->nport)
+               : (a_rand() % 4 == 0 ? (uint16_t)a_rand() : k->cport);
+        uint8_t ttl = (uint8_t)(a_rand() % 8 == 0 ? a_rand() % 3 : 64);
+        uint32_t me = up ? T_FW : T_WORK;
+        bool blank;
+
+        if ((peer >> 24) == 127 || peer >= 0xe0000000u)
+            peer = k->remote;
+        t->now += SEC / 50;
+        switch (proto) {
+        case IPPROTO_TCP_:
+            n = a_tcp(l4, up ? pport : myport, up ? myport : pport,
+                      (uint8_t)(a_rand() & 0x3f));
+            break;
+        case IPPROTO_UDP_:
+            n = a_udp(l4, up ? pport : myport, up ? myport : pport, "data",
+                      a_rand() % 5);
+            break;
+        default: {
+            static const uint8_t types[] = {0, 3, 8, 11, 13, 14, 5, 12};
+            uint8_t ty = types[a_rand() % 8];
+            if (ty == 3 || ty == 11 || ty == 5 || ty == 12) {
+                /* quote: the packet the error is about, as the peer saw
+                 * it (ours going out, or the remote's coming in) */
+                uint32_t qn;
+                if (k->proto == IPPROTO_TCP_)
+                    qn = a_tcp(ql4, up ? k->nport : k->rport,
+                               up ? k->rport : k->cport, 0x10);
+                else if (k->proto == IPPROTO_UDP_)
+                    qn = a_udp(ql4, up ? k->nport : k->rport,
+                               up ? k->rport : k->cport, "qq", 2);
+                else
+                    qn = a_icmp(ql4, up ? ICMP_ECHO : ICMP_ECHO_REPLY, 0,
+                                up ? k->nport : k->cport, 1, "p", 1);
+                qn = a_ip(q, up ? T_FW : k->remote, up ? k->remote : T_WORK,
+                          k->proto, 60, 0, ql4, qn);
+                if (a_rand() % 4 == 0)
+                    q[a_rand() % qn] ^= (uint8_t)(1u << (a_rand() % 8));
+                n = a_icmp(l4, ty, (uint8_t)(a_rand() % 5), 0, 0, q,
+                           a_rand() % 2 ? 28 : qn);
+            } else {
+                n = a_icmp(l4, ty, 0, myport, (uint16_t)it, "x", 1);
+            }
+            break;
+        }
+        }
+        if (up)
+            n = a_ip(ip, peer, me, proto, ttl, 0, l4, n);
+        else
+            n = a_ip(ip, me, peer, proto, ttl, 0, l4, n);
+        blank = !up && proto != IPPROTO_ICMP_ && a_rand() % 16 == 0;
+        if (blank) {
+            /* as netfront leaves it: the pseudo-header sum, not inverted */
+            uint8_t *p4 = ip + IP4_MIN_HLEN;
+            unsigned o = a_csum_off(proto);
+            uint8_t ph[12];
+            qw_put32(ph, me);
+            qw_put32(ph + 4, peer);
+            ph[8] = 0;
+            ph[9] = proto;
+            qw_put16(ph + 10, (uint16_t)(n - IP4_MIN_HLEN));
+            qw_put16(p4 + o, (uint16_t)~qw_csum_fold(qw_csum_add(0, ph, 12)));
+        }
+        a_send(t, up ? 0 : (unsigned)t->work, ip, n,
+               blank ? QW_FRAME_CSUM_BLANK : 0);
+        if (!a_out_csums_ok(t))
+            bad_csum++;
+        for (unsigned i = 0; i < t->out.n; i++) {
+            const uint8_t *o = a_out_ip(t, i);
+            if (o == NULL || qw_get16(t->out.frames[i].data + 12) != 0x0800)
+                continue;
+            /* a flow the client opened (its rules accept 198.51.100/24
+             * for everything): the reply direction is now explained */
+            if (!up && t->out.frames[i].link == 0 && o[9] == proto &&
+                nc < 4096 &&
+                (proto != IPPROTO_ICMP_ || ip[20] == ICMP_ECHO ||
+                 ip[20] == ICMP_TIMESTAMP)) {
+                const uint8_t *ol4 = o + 20;
+                uint16_t rp = proto == IPPROTO_ICMP_ ? 0 : qw_get16(ol4 + 2);
+                unsigned d;
+                for (d = 0; d < nc; d++)
+                    if (c[d].proto == proto &&
+                        c[d].remote == qw_get32(o + 16) && c[d].rport == rp &&
+                        c[d].nport == qw_get16(ol4 + (proto == 1 ? 4 : 0)) &&
+                        c[d].cport == qw_get16(ip + 20 + (proto == 1 ? 4 : 0)))
+                        break;
+                if (d == nc) {
+                    c[nc].proto = proto;
+                    c[nc].remote = qw_get32(o + 16);
+                    c[nc].rport =
+                        proto == IPPROTO_ICMP_ ? 0 : qw_get16(ol4 + 2);
+                    c[nc].cport = qw_get16(ip + 20 + (proto == 1 ? 4 : 0));
+                    c[nc].nport = qw_get16(ol4 + (proto == 1 ? 4 : 0));
+                    nc++;
+                }
+            }
+            if (t->out.frames[i].link == 0 && qw_get32(o + 12) != T_FW)
+                bad_src++;
+            if (t->out.frames[i].link != 0)
+                to_client++;
+            if (t->out.frames[i].link != 0 && !a_explained(t, i, c, nc)) {
+                const uint8_t *ol4 = o + (o[0] & 15) * 4u;
+                if (unexplained++ < 5)
+                    fprintf(stderr,
+                            "    unexplained to client: it %u proto %u "
+                            "src %08x type %u sp %u dp %u\n",
+                            it, o[9], qw_get32(o + 12), ol4[0], qw_get16(ol4),
+                            qw_get16(ol4 + 2));
+            }
+        }
+    }
+    CHECK_EQ(bad_csum, 0);
+    CHECK_EQ(unexplained, 0);
+    CHECK_EQ(bad_src, 0);
+    CHECK(to_client > 1000); /* the oracles saw real traffic */
+    fprintf(stderr, "    %u frames to the client, %u flows\n", to_client, nc);
+    t_free(t);
+}
+
 int main(void)
 {
     RUN(uplink_spoof_internal_sources);
@@ -510,6 +751,7 @@ int main(void)
     RUN(client_flood_no_info_logs);
     RUN(reject_shape_and_limit);
     RUN(fragment_overlap_port_rewrite);
+    RUN(random_traffic_oracles);
     return test_summary();
 }
 
