@@ -10,7 +10,7 @@
  * committed until fixed; see /work/notes/h1-fw.md); it includes this file
  * with ATTACK_NO_MAIN for the helpers.
  */
-/* not every harness helper is used here */
+/* not every harness helper is used in every includer */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "test_fw_harness.h"
 
@@ -498,6 +498,43 @@ TEST(fragment_overlap_port_rewrite)
     t_free(t);
 }
 
+/*
+ * dom0 (or a bug in it) writes more rules than the firewall holds: the
+ * client fails closed (nothing passes, a warning names the reason), and
+ * a tree written but not yet committed is never applied.
+ */
+TEST(qdb_rules_overflow_and_uncommitted)
+{
+    struct tfw *t = t_setup();
+    uint8_t l4[64], ip[128];
+    char path[80], val[64];
+    uint32_t n;
+
+    /* half-written: an accept-all rule without commit changes nothing */
+    t_write(t, "/qubes-firewall/10.137.0.10/0000", "action=accept");
+    n = a_tcp(l4, 40050, 80, 0x02);
+    n = a_ip(ip, T_WORK, A_DENIED, IPPROTO_TCP_, 64, 0, l4, n);
+    a_send(t, (unsigned)t->work, ip, n, 0);
+    CHECK_EQ(a_nout(t, 0), 0);
+    CHECK(t_dropped_as(t, (unsigned)t->work, QW_DROP_RULE));
+
+    /* 200 accept rules (max_rules is 64): fail closed at the commit */
+    t_qdb(t, QDB_CMD_RM, "/qubes-firewall/10.137.0.10/", NULL);
+    t_write(t, "/qubes-firewall/10.137.0.10/policy", "accept");
+    for (unsigned i = 0; i < 200; i++) {
+        snprintf(path, sizeof path, "/qubes-firewall/10.137.0.10/%04u", i);
+        snprintf(val, sizeof val, "action=accept dstports=%u-%u", i + 1, i + 1);
+        t_write(t, path, val);
+    }
+    t_write(t, "/qubes-firewall/10.137.0.10", "");
+    CHECK(t_logged(t, "rules rejected"));
+    n = a_tcp(l4, 40051, 5, 0x02);
+    n = a_ip(ip, T_WORK, A_REMOTE, IPPROTO_TCP_, 64, 0, l4, n);
+    a_send(t, (unsigned)t->work, ip, n, 0);
+    CHECK_EQ(a_nout(t, 0), 0);
+    t_free(t);
+}
+
 /* ---- randomized: hostile traffic both ways against open connections -- */
 
 struct a_conn {
@@ -751,6 +788,7 @@ int main(void)
     RUN(client_flood_no_info_logs);
     RUN(reject_shape_and_limit);
     RUN(fragment_overlap_port_rewrite);
+    RUN(qdb_rules_overflow_and_uncommitted);
     RUN(random_traffic_oracles);
     return test_summary();
 }
