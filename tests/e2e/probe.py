@@ -11,7 +11,12 @@
                                "ok" or "fail <why>" per line
   probe.py sink udp|tcp ADDR PORT SECONDS   prints "src_ip:src_port len"
                                for every datagram / connection
-  probe.py sniff IFACE ETHERTYPE SECONDS    counts frames of that type
+  probe.py sniff IFACE ETHERTYPE SECONDS [--proto N] [--dst IP] [--icmp-type T]
+                               counts frames of that type (IPv4 filters)
+  probe.py icmp DST TYPE ID [--quote SRC:SPORT-DST:DPORT] [--pad N]
+                               sends one ICMP message from a raw socket:
+                               a query (id ID), or an error quoting a TCP
+                               header between the given endpoints
   probe.py garbage IFACE COUNT  sends COUNT malformed frames on IFACE
   probe.py flood HOST PORT SECONDS          UDP as fast as possible
   probe.py pcap FILE [--src IP] [--dport N] counts IPv4 TCP/UDP frames in a
@@ -128,7 +133,10 @@ def sink(kind, addr, port, secs):
             print("%s:%d %d" % (peer[0], peer[1], len(d)), flush=True)
 
 
-def sniff(iface, ethertype, secs):
+def sniff(iface, ethertype, secs, args=()):
+    proto = opt(list(args), "--proto")
+    dst = opt(list(args), "--dst")
+    itype = opt(list(args), "--icmp-type")
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
                       socket.htons(ethertype))
     s.bind((iface, 0))
@@ -136,10 +144,51 @@ def sniff(iface, ethertype, secs):
     end = time.time() + secs
     while time.time() < end:
         r, _, _ = select.select([s], [], [], max(0, end - time.time()))
-        if r:
-            s.recv(65536)
-            n += 1
+        if not r:
+            continue
+        d = s.recv(65536)
+        ip = d[14:]
+        if proto and (len(ip) < 20 or ip[9] != int(proto)):
+            continue
+        if dst and (len(ip) < 20 or socket.inet_ntoa(ip[16:20]) != dst):
+            continue
+        if itype:
+            ihl = (ip[0] & 15) * 4
+            if len(ip) <= ihl or ip[ihl] != int(itype):
+                continue
+        n += 1
     print(n)
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+
+
+def icmp_send(dst, itype, ident, args):
+    quote = opt(args, "--quote")
+    pad = int(opt(args, "--pad", "0"))
+    if quote:
+        (qs, qsp), (qd, qdp) = [(x.split(":")[0], int(x.split(":")[1]))
+                                for x in quote.split("-")]
+        inner = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0x4000, 64, 6,
+                            0, socket.inet_aton(qs), socket.inet_aton(qd))
+        inner = inner[:10] + struct.pack("!H", csum(inner)) + inner[12:]
+        body = struct.pack("!I", 0) + inner + struct.pack("!HHI", qsp, qdp, 1)
+        body += b"E" * pad
+        code = 3
+    else:
+        body = struct.pack("!HH", ident, 1) + b"\0" * 12
+        code = 0
+    msg = struct.pack("!BBH", itype, code, 0) + body
+    msg = msg[:2] + struct.pack("!H", csum(msg)) + msg[4:]
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.sendto(msg, (dst, 0))
+    print("sent")
 
 
 def garbage(iface, count):
@@ -249,7 +298,9 @@ def main(a):
     elif a[0] == "sink":
         sink(a[1], a[2], int(a[3]), float(a[4]))
     elif a[0] == "sniff":
-        sniff(a[1], int(a[2], 0), float(a[3]))
+        sniff(a[1], int(a[2], 0), float(a[3]), a[4:])
+    elif a[0] == "icmp":
+        icmp_send(a[1], int(a[2]), int(a[3], 0), a[4:])
     elif a[0] == "garbage":
         garbage(a[1], int(a[2]))
     elif a[0] == "flood":
