@@ -145,26 +145,35 @@ check event-channel grep -qE 'evtchn: ([3-9][0-9]|[0-9]{3,}) events from dom0 an
 check grant-map grep -qE 'gnttab: mapped dom0 gref [0-9]+ at 0x100004000 \(pattern ok\), unmap 0' "$con/guest-qwall.log"
 check grant-revoke-refused grep -q 'gnttab: revoke refused while dom0 maps' "$con/guest-qwall.log"
 
-# Clean shutdown through control/shutdown.
-# Polled through xenstore (cheap; libxl removes the domain's directory
-# when it destroys the domain) rather than with `xl list`, which alone
-# takes a good part of a second under TCG.
+# Clean shutdown through control/shutdown: the guest must acknowledge and
+# power off within 5 s; the toolstack's teardown (slow under TCG on a
+# loaded host) gets 10 s more. Teardown is polled through xenstore (cheap;
+# libxl removes the domain's directory when it destroys the domain) rather
+# than with `xl list`, which alone takes a good part of a second here.
 t3=$(ms)
 xl shutdown qwall >/tmp/xl-shutdown.out 2>&1
+if wait_log qwall 'lifecycle: powering off' 5000; then
+    t4=$(ms)
+    pass shutdown "guest powered off $((t4 - t3)) ms after xl shutdown"
+else
+    t4=$(ms)
+    cat /tmp/xl-shutdown.out
+    fail shutdown "guest did not power off within 5 s"
+fi
 while xenstore-exists "/local/domain/$domid" 2>/dev/null &&
-    [ $(($(ms) - t3)) -lt 10000 ]; do
+    [ $(($(ms) - t3)) -lt 15000 ]; do
     usleep 20000
 done
-t4=$(ms)
+t5=$(ms)
 for _ in 1 2 3 4 5 6 7 8 9 10; do gone qwall && break; sleep 0.5; done
-if gone qwall && [ $((t4 - t3)) -le 5000 ]; then
-    pass shutdown "domain gone $((t4 - t3)) ms after xl shutdown"
+if gone qwall; then
+    pass shutdown-gone "domain destroyed $((t5 - t3)) ms after xl shutdown"
 else
-    cat /tmp/xl-shutdown.out
-    fail shutdown "domain still there or too slow ($((t4 - t3)) ms)"
+    fail shutdown-gone "domain still there"
     xl destroy qwall 2>/dev/null
 fi
-echo "QWT-INFO shutdown-ms $((t4 - t3))"
+echo "QWT-INFO shutdown-ms $((t4 - t3)) (guest powered off)"
+echo "QWT-INFO shutdown-gone-ms $((t5 - t3)) (domain destroyed)"
 check shutdown-ack grep -q 'lifecycle: poweroff requested' "$con/guest-qwall.log"
 if grep -q "idle: woke" "$con/guest-qwall.log"; then echo "QWT-INFO late-wakeups $(grep -c "idle: woke" "$con/guest-qwall.log") (host starved or timer lost)"; fi
 check console-lost grep -qE 'lifecycle: powering off .*console lost 0' "$con/guest-qwall.log"
