@@ -8,6 +8,10 @@ $(B)/bench/nullfwd: bench/hosted/nullfwd.c $(HOSTED_COMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(HOSTED_CFLAGS) $(INC) -o $@ $< $(HOSTED_COMMON)
 
+$(B)/bench/tapfwd: bench/hosted/tapfwd.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HOSTED_CFLAGS) $(INC) -o $@ $<
+
 .PHONY: bench
-bench: $(B)/qwall-hosted $(B)/qdb-dom0 $(B)/bench/nullfwd
+bench: $(B)/qwall-hosted $(B)/qdb-dom0 $(B)/bench/nullfwd $(B)/bench/tapfwd
 	B=$(B) RUNS=$(BENCH_RUNS) SECS=$(BENCH_SECS) bench/hosted/bench.sh

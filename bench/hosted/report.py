@@ -13,7 +13,8 @@ TESTS = [("tcp1", "TCP x1 Gbit/s"), ("tcp4", "TCP x4 Gbit/s"),
          ("ping_rtt_us", "ping RTT p50 us")]
 CFGS = [("qwall", "qwall-hosted (rules, NAT, conntrack)"),
         ("nft", "Linux forwarding + nftables"),
-        ("null", "null forwarder, same I/O as qwall")]
+        ("null", "null forwarder, same I/O as qwall"),
+        ("tap", "TAP null forwarder (read/write per frame)")]
 
 
 def med(rows, cfg, off, test, key="value"):
@@ -119,6 +120,8 @@ def main(raw, out):
                                         key["tcp1_gbps_nftables"])
     key["ratio_qwall_null_udp64"] = ratio(key["udp64_pps_qwall"],
                                           key["udp64_pps_null"])
+    key["ratio_mmap_tap_udp64"] = ratio(key.get("udp64_pps_null"),
+                                        key.get("udp64_pps_tap"))
     key["ratio_qwall_null_cost_udp64"] = ratio(
         med(rows, "null", off, "udp64", "nspf"),
         med(rows, "qwall", off, "udp64", "nspf"))
