@@ -871,6 +871,46 @@ TEST(random_traffic_oracles)
     t_free(t);
 }
 
+/*
+ * dom0 writes a tree that does not fit the QubesDB store (40 keys here):
+ * the accept-all rule at the end is written first, then the drop rules
+ * before it, of which the store refuses the later ones. Applying what
+ * fits would open what the missing drop rules close; the commit must
+ * fail closed instead (everything dropped, one warning).
+ */
+TEST(qdb_store_full_tree_fails_closed)
+{
+    struct qw_config cfg = t_config();
+    struct tfw *t;
+    static const uint8_t upmac[6] = {0x00, 0x16, 0x3e, 0x5e, 0x6c, 0x00};
+    struct qw_client w = {T_WORK, {0x00, 0x16, 0x3e, 0x5e, 0x6c, 0x0a}, "work"};
+    uint8_t l4[64], ip[128];
+    char path[80], val[80];
+    uint32_t n;
+
+    cfg.qdb_max_entries = 40;
+    t = t_new_cfg(&cfg);
+    t_dump(t);
+    t_reset_out(t);
+    qw_uplink_up(t->fw, upmac, t->now, &t->out);
+    t->work = qw_client_attach(t->fw, &w, t->now);
+    t_write(t, "/qubes-firewall/10.137.0.10/policy", "drop");
+    t_write(t, "/qubes-firewall/10.137.0.10/0060", "action=accept");
+    for (unsigned i = 0; i < 60; i++) {
+        snprintf(path, sizeof path, "/qubes-firewall/10.137.0.10/%04u", i);
+        snprintf(val, sizeof val, "action=drop dst4=198.51.100.%u/32", i);
+        t_write(t, path, val);
+    }
+    t_write(t, "/qubes-firewall/10.137.0.10", "");
+    CHECK(t_logged(t, "rules rejected"));
+    /* 198.51.100.59: its drop rule was refused by the store */
+    n = a_tcp(l4, 40080, 80, 0x02);
+    n = a_ip(ip, T_WORK, IP(198, 51, 100, 59), IPPROTO_TCP_, 64, 0, l4, n);
+    a_send(t, (unsigned)t->work, ip, n, 0);
+    CHECK_EQ(a_nout(t, 0), 0);
+    t_free(t);
+}
+
 /* ---- rules: the compiled matcher against a plain reading of the text - */
 
 #include "rules.h"
@@ -1063,6 +1103,7 @@ int main(void)
     RUN(fragments_translated_correctly);
     RUN(random_traffic_oracles);
     RUN(rules_match_reference);
+    RUN(qdb_store_full_tree_fails_closed);
     return test_summary();
 }
 
