@@ -911,6 +911,53 @@ TEST(qdb_store_full_tree_fails_closed)
     t_free(t);
 }
 
+/*
+ * An ICMP error from the uplink quoting our UDP datagram with IP options
+ * in the quoted header (IHL 6) and the whole datagram: the quoted address,
+ * port, IP header checksum and UDP checksum are all translated back.
+ */
+TEST(uplink_icmp_error_quote_with_options)
+{
+    struct tfw *t = t_setup();
+    uint8_t l4[600], ip[700], q[200], qo[200], ql4[64];
+    uint32_t n, qn;
+    uint16_t np;
+    const uint8_t *o, *in;
+
+    n = a_udp(l4, 40090, 5000, "hello", 5);
+    n = a_ip(ip, T_WORK, A_OK_NET, IPPROTO_UDP_, 64, 0, l4, n);
+    a_send(t, (unsigned)t->work, ip, n, 0);
+    CHECK_EQ(a_nout(t, 0), 1);
+    if (a_nout(t, 0) != 1)
+        goto out;
+    np = qw_get16(a_out_ip(t, 0) + 20);
+    qn = a_udp(ql4, np, 5000, "hello", 5);
+    qn = a_ip(q, T_FW, A_OK_NET, IPPROTO_UDP_, 63, 0, ql4, qn);
+    /* the same with 4 bytes of options (NOP NOP NOP EOL) */
+    memcpy(qo, q, 20);
+    memcpy(qo + 20, "\x01\x01\x01\x00", 4);
+    memcpy(qo + 24, q + 20, qn - 20);
+    qo[0] = 0x46;
+    qw_put16(qo + 2, (uint16_t)(qn + 4));
+    qw_put16(qo + 10, 0);
+    qw_put16(qo + 10, qw_csum_fold(qw_csum_add(0, qo, 24)));
+    n = a_icmp(l4, ICMP_DEST_UNREACH, 3, 0, 0, qo, qn + 4);
+    n = a_ip(ip, A_OK_NET, T_FW, IPPROTO_ICMP_, 64, 0, l4, n);
+    a_send(t, 0, ip, n, 0);
+    CHECK_EQ(a_nout(t, (unsigned)t->work), 1);
+    CHECK(a_out_csums_ok(t));
+    o = a_out_ip(t, 0);
+    if (o == NULL)
+        goto out;
+    in = o + 28;
+    CHECK_EQ(qw_get32(in + 12), T_WORK);
+    CHECK_EQ(qw_get16(in + 24), 40090);
+    CHECK_EQ(qw_csum_fold(qw_csum_add(0, in, 24)), 0);
+    CHECK_EQ(a_l4_csum(T_WORK, A_OK_NET, IPPROTO_UDP_, in + 24, 13), 0);
+out:
+    t_free(t);
+}
+
 /* ---- rules: the compiled matcher against a plain reading of the text - */
 
 #include "rules.h"
@@ -1104,6 +1151,7 @@ int main(void)
     RUN(random_traffic_oracles);
     RUN(rules_match_reference);
     RUN(qdb_store_full_tree_fails_closed);
+    RUN(uplink_icmp_error_quote_with_options);
     return test_summary();
 }
 
