@@ -25,6 +25,7 @@
     X(IP_LEN, "ip_bad_total_len")                                              \
     X(IP_CSUM, "ip_bad_checksum")                                              \
     X(IP_MARTIAN, "ip_martian_address")                                        \
+    X(IP_OPTIONS, "ip_options_refused")                                        \
     X(TCP_BAD, "tcp_bad_header")                                               \
     X(UDP_BAD, "udp_bad_header")                                               \
     X(ICMP_BAD, "icmp_bad_header")                                             \

@@ -584,6 +584,19 @@ static void pkt_key(const struct fw_pkt *p, struct ct_key *k)
     k->proto = p->proto;
 }
 
+/* Cut a client's ICMP error to 576 bytes (RFC 1812 4.3.2.3), as our own.
+ * The ICMP checksum is recomputed after translation. */
+static void icmp_error_trim(struct fw_pkt *p)
+{
+    uint16_t old = qw_get16(p->ip + 2);
+
+    p->iplen = FW_ICMP_ERR_MAX;
+    p->l4len = p->iplen - p->hlen;
+    qw_put16(p->ip + 2, (uint16_t)p->iplen);
+    qw_put16(p->ip + 10,
+             qw_csum_update16(qw_get16(p->ip + 10), old, (uint16_t)p->iplen));
+}
+
 /*
  * An ICMP error quoting a tracked connection: translate it like the
  * connection (outer and quoted header) and forward it; anything else is
@@ -604,7 +617,11 @@ static void pkt_icmp_error(struct qw *fw, struct fw_pkt *p, int dir)
         return;
     }
     e = ct_lookup_dir(fw->ct, &k, dir, fw->now);
-    if (e == NULL || (dir == 0 && e->link != p->link)) {
+    /* from a client, the error is about a packet the remote end sent: it
+     * may only go back to that remote end (else it would carry anything
+     * to any host past the rules; Linux: outer daddr mismatch) */
+    if (e == NULL ||
+        (dir == 0 && (e->link != p->link || p->dst != e->orig.dst))) {
         pkt_drop(fw, p, QW_DROP_ICMP_ERR_UNTRACKED);
         return;
     }
@@ -620,6 +637,8 @@ static void pkt_icmp_error(struct qw *fw, struct fw_pkt *p, int dir)
         pkt_drop(fw, p, QW_DROP_NO_LINK);
         return;
     }
+    if (dir == 0 && p->iplen > FW_ICMP_ERR_MAX)
+        icmp_error_trim(p); /* a quote is a quote, not a data channel */
     fw_nat_icmp_error(p, e, dir);
     fw_nat_ttl(p);
     pkt_send(fw, p, to);
@@ -711,6 +730,32 @@ static void client_new(struct qw *fw, struct fw_pkt *p)
     pkt_send(fw, p, QW_LINK_UPLINK);
 }
 
+/*
+ * An ICMP query whose id matches a tracked query of another type (the ct
+ * key has no type): a query type of its own must pass the rules as if new
+ * (Linux keys ICMP on type too); anything else is dropped. True to go on
+ * with the entry.
+ */
+static bool icmp_other_type_ok(struct qw *fw, struct fw_pkt *p)
+{
+    struct rules_flow f;
+
+    if (!fw_icmp_is_query(p->icmp_type)) {
+        pkt_drop(fw, p, QW_DROP_ICMP_TYPE);
+        return false;
+    }
+    f.dst = p->dst;
+    f.dport = 0;
+    f.proto = IPPROTO_ICMP_;
+    f.icmp_type = p->icmp_type;
+    if (rules_match(fw->links[p->link].rules, &f, &fw->dns_set, &fw->hosts,
+                    NULL) != RULES_ACCEPT) {
+        pkt_reject(fw, p, QW_DROP_RULE, ICMP_ADMIN_PROHIBITED);
+        return false;
+    }
+    return true;
+}
+
 static void from_client(struct qw *fw, struct fw_pkt *p)
 {
     struct fw_link *l = &fw->links[p->link];
@@ -756,6 +801,9 @@ static void from_client(struct qw *fw, struct fw_pkt *p)
         client_new(fw, p);
         return;
     }
+    if (p->proto == IPPROTO_ICMP_ && p->icmp_type != (uint8_t)e->user &&
+        !icmp_other_type_ok(fw, p))
+        return;
     if (!fw->uplink_up) {
         pkt_drop(fw, p, QW_DROP_NO_LINK);
         return;
@@ -765,6 +813,23 @@ static void from_client(struct qw *fw, struct fw_pkt *p)
     ct_update(fw->ct, e, 0, p->tcpflags, fw->now);
     pkt_nat(p, e, 0);
     pkt_send(fw, p, QW_LINK_UPLINK);
+}
+
+/* The answer type of an ICMP query type (RFC 792, 950). */
+static uint8_t icmp_reply_type(uint8_t query)
+{
+    switch (query) {
+    case ICMP_ECHO:
+        return ICMP_ECHO_REPLY;
+    case ICMP_TIMESTAMP:
+        return ICMP_TIMESTAMP_REPLY;
+    case ICMP_INFO_REQUEST:
+        return ICMP_INFO_REPLY;
+    case ICMP_ADDR_MASK:
+        return ICMP_ADDR_MASK_REPLY;
+    default:
+        return 0xff;
+    }
 }
 
 static void from_uplink(struct qw *fw, struct fw_pkt *p)
@@ -802,6 +867,13 @@ static void from_uplink(struct qw *fw, struct fw_pkt *p)
     }
     if (e->link == CT_LINK_SELF) {
         fw_dns_rx(fw, p, e); /* never forwarded */
+        return;
+    }
+    /* an ICMP answer passes only as the answer of the tracked query's
+     * type (echo -> echo reply, ...) */
+    if (p->proto == IPPROTO_ICMP_ &&
+        p->icmp_type != icmp_reply_type((uint8_t)e->user)) {
+        pkt_drop(fw, p, QW_DROP_ICMP_TYPE);
         return;
     }
     if (pkt_ttl_expired(fw, p) || pkt_too_big(fw, p))
@@ -852,6 +924,33 @@ static enum qw_drop pkt_l4(struct fw_pkt *p)
         break;
     }
     return QW_DROP_NONE;
+}
+
+/*
+ * IPv4 options we forward: any well-formed list without a source route.
+ * LSRR/SSRR (0x83, 0x89) would let a client have the first hop relay its
+ * packet to a host its rules forbid (Linux: accept_source_route = 0).
+ * A malformed list is refused too (bounded walk over at most 40 bytes).
+ */
+static bool ip_options_ok(const uint8_t *ip, unsigned hlen)
+{
+    unsigned i = IP4_MIN_HLEN;
+
+    while (i < hlen) {
+        uint8_t t = ip[i];
+        if (t == 0) /* end of list */
+            return true;
+        if (t == 1) { /* no-op */
+            i++;
+            continue;
+        }
+        if (i + 1 >= hlen || ip[i + 1] < 2 || i + ip[i + 1] > hlen)
+            return false;
+        if (t == 0x83 || t == 0x89)
+            return false;
+        i += ip[i + 1];
+    }
+    return true;
 }
 
 /* Reassembly: the whole datagram goes to the scratch buffer (writable,
@@ -924,6 +1023,10 @@ __attribute__((noinline)) static void fw_ip4(struct qw *fw, unsigned link,
     }
     if (!fw_ip_hdr_ok(ip, p.hlen)) {
         pkt_drop(fw, &p, QW_DROP_IP_CSUM);
+        return;
+    }
+    if (p.hlen > IP4_MIN_HLEN && !ip_options_ok(ip, p.hlen)) {
+        pkt_drop(fw, &p, QW_DROP_IP_OPTIONS);
         return;
     }
     if (!fw_configured(fw)) {

@@ -80,10 +80,15 @@ static void uplink_arp(struct qw *fw, uint8_t *frame, uint32_t len, unsigned op)
     /* Only the gateway's own mapping is of any use to us. */
     if (spa == fw->net.gw && (sha[0] & 1) == 0 &&
         (sha[0] | sha[1] | sha[2] | sha[3] | sha[4] | sha[5]) != 0) {
-        if (fw->gw_state != FW_GW_RESOLVED ||
-            __builtin_memcmp(fw->gw_mac, sha, 6) != 0)
+        /* info once per resolution; a peer flapping the MAC is only
+         * worth debug lines (it is the only peer on this link) */
+        if (fw->gw_state != FW_GW_RESOLVED)
             fw_log(fw, FW_LOG_ARP, QW_LOG_INFO,
                    "fw: gateway is at %02x:%02x:%02x:%02x:%02x:%02x", sha[0],
+                   sha[1], sha[2], sha[3], sha[4], sha[5]);
+        else if (__builtin_memcmp(fw->gw_mac, sha, 6) != 0)
+            fw_log(fw, FW_LOG_ARP, QW_LOG_DEBUG,
+                   "fw: gateway moved to %02x:%02x:%02x:%02x:%02x:%02x", sha[0],
                    sha[1], sha[2], sha[3], sha[4], sha[5]);
         fw_set_gw_mac(fw, sha);
         fw->gw_state = FW_GW_RESOLVED;

@@ -122,6 +122,19 @@ bool fw_dns_rx(struct qw *fw, struct fw_pkt *p, const struct ct_entry *e)
         return false;
     }
     n = qw_get16(p->l4 + 4) - UDP_HLEN;
+    /* we are the end host here: a damaged answer must not be believed
+     * (0 = no checksum, legal in IPv4 UDP) */
+    if (qw_get16(p->l4 + 6) != 0) {
+        uint32_t s = qw_csum_add(0, p->ip + 12, 8);
+        s += IPPROTO_UDP_ + UDP_HLEN + n;
+        s = qw_csum_add(s, p->l4, UDP_HLEN + n);
+        if (qw_csum_fold(s) != 0) {
+            fw_drop(fw, p->link, p->eth,
+                    p->scratch ? ETH_HLEN + p->iplen : p->framelen,
+                    QW_DROP_L4_CSUM);
+            return false;
+        }
+    }
     why = dns_rx(fw->dns, p->src, p->sport, p->dport, p->l4 + UDP_HLEN, n,
                  fw->now);
     if (why != QW_DROP_NONE) {

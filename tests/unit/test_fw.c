@@ -839,6 +839,137 @@ TEST(fw_qdb_reconnect)
     t_free(t);
 }
 
+/* Review findings F1-F5 (notes/h1-fw.md, h10-breaker), one check each. */
+
+/* F1: a client's ICMP error goes only back to the connection's remote
+ * end, and its quote is cut to 576 bytes. */
+TEST(fw_client_icmp_error_only_to_remote)
+{
+    struct tfw *t = t_setup();
+    uint8_t b[T_FRAME], *ip = b + 14;
+    size_t n;
+
+    t_rx(t, t->work, FX_DNS_IN);
+    t_rx(t, 0, FX_DNSR_IN);
+    n = from_hex(FX_DNSR_UNREACH_IN, b);
+    qw_put32(ip + 16, IP(93, 184, 216, 34)); /* another host */
+    fix_ip_csum(ip);
+    rx_raw(t, t->work, b, n, 0);
+    CHECK_EQ(t->out.n, 0);
+    CHECK(t_dropped_as(t, t->work, QW_DROP_ICMP_ERR_UNTRACKED));
+    /* to the right host with 700 bytes of trailing data: cut */
+    n = from_hex(FX_DNSR_UNREACH_IN, b);
+    memset(b + n, 0x5a, 700);
+    n += 700;
+    qw_put16(ip + 2, (uint16_t)(n - 14));
+    fix_ip_csum(ip);
+    qw_put16(ip + 22, 0);
+    qw_put16(ip + 22, fold(sum16(0, ip + 20, n - 34)));
+    rx_raw(t, t->work, b, n, 0);
+    CHECK_EQ(t->out.n, 1);
+    CHECK_EQ(t->out.n ? t->out.frames[0].len : 0, 14 + 576);
+    if (t->out.n == 1) {
+        CHECK(ip_csum_ok(t->out.frames[0].data + 14));
+        CHECK(l4_csum_ok(t->out.frames[0].data + 14));
+    }
+    t_free(t);
+}
+
+/* F2: the ICMP type is part of a query's identity. */
+TEST(fw_icmp_type_not_riding_echo)
+{
+    struct tfw *t = t_setup(); /* work: icmp only with icmptype=8 */
+    struct flow ts = {T_WORK, IP(93, 184, 216, 34), 0x0bcd, 0, 1, 13, 12,
+                      false};
+    struct flow tr = {IP(93, 184, 216, 34), T_FW, 0x0bcd, 0, 1, 14, 12, false};
+    uint8_t f[T_FRAME];
+    size_t n;
+
+    t_rx(t, t->work, FX_PING_IN); /* echo id 0x0bcd tracked */
+    CHECK(t_out_is(t, 0, 0, FX_PING_OUT));
+    n = build(f, m_fe, m_work, &ts, 0, 64); /* timestamp, same id */
+    rx_raw(t, t->work, f, n, 0);
+    CHECK(t_dropped_as(t, t->work, QW_DROP_RULE));
+    CHECK(t->out.n == 1 && t->out.frames[0].link == (unsigned)t->work);
+    n = build(f, m_up, m_gw, &tr, 0, 50); /* timestamp reply, same id */
+    rx_raw(t, 0, f, n, 0);
+    CHECK(t_dropped_as(t, 0, QW_DROP_ICMP_TYPE));
+    CHECK_EQ(t->out.n, 0);
+    t_rx(t, 0, FX_PONG_IN); /* the echo reply itself still passes */
+    CHECK(t_out_is(t, 0, t->work, FX_PONG_OUT));
+    t_free(t);
+}
+
+/* F3: an answer to our own DNS client with a bad UDP checksum is not
+ * believed. */
+TEST(fw_dns_reply_udp_checksum_verified)
+{
+    struct tfw *t = t_setup();
+    static const char *const r[] = {
+        "policy=drop", "0000=action=accept dsthost=example.com", NULL};
+    struct flow q;
+    uint8_t f[T_FRAME];
+    size_t n;
+    uint16_t port;
+
+    t_rules(t, "10.137.0.10", r);
+    CHECK(t->out.n >= 1);
+    if (t->out.n < 1) {
+        t_free(t);
+        return;
+    }
+    port = qw_get16(t->out.frames[0].data + 14 + 20);
+    q = (struct flow){IP(10, 139, 1, 1), T_FW, 53, port, 17, 0, 20, false};
+    n = build(f, m_up, m_gw, &q, 0, 60);
+    f[14 + 20 + 8 + 3] ^= 4; /* damaged in transit */
+    rx_raw(t, 0, f, n, 0);
+    CHECK(t_dropped_as(t, 0, QW_DROP_L4_CSUM));
+    CHECK_EQ(t->out.n, 0);
+    t_free(t);
+}
+
+/* F4: a gateway flapping its MAC makes no info lines. */
+TEST(fw_gateway_mac_flap_quiet)
+{
+    struct tfw *t = t_setup();
+    uint8_t b[T_FRAME];
+    size_t n = from_hex(FX_ARP_UP_GWREP, b);
+    unsigned before = t->nlog;
+
+    for (int i = 0; i < 100; i++) {
+        b[11] = b[27] = (uint8_t)(i & 1 ? 2 : 3); /* sender MAC */
+        rx_raw(t, 0, b, n, 0);
+    }
+    CHECK_EQ(t->nlog, before);
+    t_free(t);
+}
+
+/* F5: source-routed packets (LSRR/SSRR) and malformed options are
+ * refused; other options pass (sem_s32). */
+TEST(fw_source_route_refused)
+{
+    struct tfw *t = setup_all();
+    uint8_t b[T_FRAME], *ip = b + 14;
+    size_t n = from_hex(FX_SYN_OPTS_IN, b);
+
+    ip[20] = 0x83; /* LSRR, length 4... */
+    ip[21] = 4;
+    fix_ip_csum(ip);
+    rx_raw(t, t->work, b, n, 0);
+    CHECK(t_dropped_as(t, t->work, QW_DROP_IP_OPTIONS));
+    ip[20] = 0x89; /* SSRR */
+    fix_ip_csum(ip);
+    rx_raw(t, t->work, b, n, 0);
+    CHECK(t_dropped_as(t, t->work, QW_DROP_IP_OPTIONS));
+    ip[20] = 0x94; /* router alert with a length past the header */
+    ip[21] = 9;
+    fix_ip_csum(ip);
+    rx_raw(t, t->work, b, n, 0);
+    CHECK(t_dropped_as(t, t->work, QW_DROP_IP_OPTIONS));
+    CHECK_EQ(t->out.n, 0);
+    t_free(t);
+}
+
 int main(void)
 {
     RUN(fw_create_validates);
@@ -860,5 +991,10 @@ int main(void)
     RUN(fw_total_length_below_header);
     RUN(fw_flood_keeps_other_clients_connections);
     RUN(fw_qdb_reconnect);
+    RUN(fw_client_icmp_error_only_to_remote);
+    RUN(fw_icmp_type_not_riding_echo);
+    RUN(fw_dns_reply_udp_checksum_verified);
+    RUN(fw_gateway_mac_flap_quiet);
+    RUN(fw_source_route_refused);
     return test_summary();
 }
