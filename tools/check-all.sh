@@ -6,6 +6,7 @@
 #
 #   tools/check-all.sh MAKE-TARGET...
 set -u
+trap 'echo "check: interrupted"; exit 130' INT TERM HUP
 make=${MAKE:-make}
 logs=${CHECK_LOGS:-build/check-logs}
 mkdir -p "$logs"

@@ -15,7 +15,8 @@ total_fail=0
 group=""
 expect_group=1
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT INT TERM
+trap 'rm -rf "$scratch"' EXIT
+trap 'echo "run-suite: interrupted"; exit 130' INT TERM HUP
 
 run_unit() {
     out="$scratch/out"
