@@ -1,11 +1,5 @@
 # qwall: top-level build. Each part has its own fragment under mk/.
-#
-#   make            build the hosted firewall and tools
-#   make check      everything: unit (plain + ASan/UBSan), fuzz smoke,
-#                   freestanding core, end-to-end namespaces, real Xen
-#   make demo       the hosted demo in network namespaces (needs root)
-#   make xen        the PVH unikernel image qwall.xen
-#   make bench      benchmarks, results under bench/results/
+# `make help` lists the targets.
 
 .DEFAULT_GOAL := all
 .PHONY: all check clean
@@ -28,6 +22,21 @@ all: $(ALL_TARGETS)
 check:
 	@MAKE="$(MAKE)" tools/check-all.sh check-unit core-freestanding \
 	    $(CHECK_EXTRA)
+
+.PHONY: help
+help:
+	@echo "make                  build/qwall-hosted and build/qdb-dom0"
+	@echo "make demo             hosted demo in network namespaces (root)"
+	@echo "make check            every suite below, one closing line"
+	@echo "make check-unit       unit (plain + ASan/UBSan) and fuzz smoke"
+	@echo "make core-freestanding  link core/ with no OS and no libc"
+	@echo "make check-e2e        namespace scenarios (root)"
+	@echo "make check-xen        boot qwall.xen on Xen under QEMU (root)"
+	@echo "make xen              build the unikernel image qwall.xen"
+	@echo "make fuzz             fuzz targets, FUZZ_SECONDS each (600)"
+	@echo "make bench-core       instructions per packet -> bench/results/"
+	@echo "make bench            hosted vs nftables -> bench/results/"
+	@echo "make clean            remove build/ and qwall.xen"
 
 clean:
 	rm -rf build qwall.xen

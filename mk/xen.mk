@@ -68,7 +68,7 @@ $(B)/xen/core-free/%.o: %.c $(XEN_STAMP)
 	@$(CC) $(XEN_CORE_CFLAGS) $(INC) -c $< -o $@
 
 $(B)/xen/qwall.elf: $(XEN_OBJS) $(XEN_CORE_OBJS) xen/xen.ld
-	@echo "  LD $@ (core linked: $(XEN_WITH_CORE))"
+	@echo "  LD $@ ($(if $(filter 1,$(XEN_WITH_CORE)),with,without) the firewall core)"
 	@$(CC) -nostdlib -static -no-pie -Wl,-T,xen/xen.ld -Wl,--build-id=none \
 	    -Wl,-z,max-page-size=4096 -Wl,--gc-sections -Wl,--no-undefined \
 	    -o $@ $(XEN_OBJS) $(XEN_CORE_OBJS) -lgcc
