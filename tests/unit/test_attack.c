@@ -8,7 +8,8 @@
  *
  * Attacks that still succeed live in tests/unit/attack_pending.c (not
  * committed until fixed; see /work/notes/h1-fw.md); it includes this file
- * with ATTACK_NO_MAIN for the helpers.
+ * with ATTACK_NO_MAIN for the helpers. Build and run it with
+ *   make B=build/<you> build/<you>/unit/attack_pending
  */
 /* not every harness helper is used in every includer */
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -958,6 +959,199 @@ out:
     t_free(t);
 }
 
+/* ---- findings of the h10 review, fixed in 325bc52: each comment tells
+ * the attack as it worked before the fix ------------------------------ */
+
+/*
+ * ICMP type is not part of the connection identity. work's rules accept
+ * only ICMP echo (icmptype=8) to A_REMOTE; after one ping, a timestamp
+ * request (type 13) or an address-mask request with the same id to the
+ * same host hits the echo's connection and leaves without rule
+ * evaluation. Linux conntrack keys ICMP on (type, code, id), so the
+ * timestamp request is a new flow the rules drop.
+ */
+TEST(icmp_type_rides_echo_connection)
+{
+    struct tfw *t = t_setup();
+    uint8_t l4[64], ip[128], ts[12] = {0};
+    uint32_t n;
+
+    n = a_icmp(l4, ICMP_ECHO, 0, 0x4242, 1, "ping", 4);
+    n = a_ip(ip, T_WORK, A_REMOTE, IPPROTO_ICMP_, 64, 0, l4, n);
+    a_send(t, (unsigned)t->work, ip, n, 0);
+    CHECK_EQ(a_nout(t, 0), 1); /* allowed by rule 0003 */
+
+    n = a_icmp(l4, ICMP_TIMESTAMP, 0, 0x4242, 2, ts, sizeof ts);
+    n = a_ip(ip, T_WORK, A_REMOTE, IPPROTO_ICMP_, 64, 0, l4, n);
+    a_send(t, (unsigned)t->work, ip, n, 0);
+    CHECK_EQ(a_nout(t, 0), 0); /* want: judged by the rules, dropped */
+    CHECK_EQ(qw_counter(t->fw, (unsigned)t->work, QW_DROP_RULE), 1);
+    t_free(t);
+}
+
+/*
+ * An ICMP error from a client is forwarded to whatever outer destination
+ * the client wrote, as long as the quote names one of its connections.
+ * work may only reach 203.0.113.5:443 (and DNS, 198.51.100/24); with one
+ * open connection it sends "port unreachable" errors to 8.8.8.8 (policy
+ * drop) carrying 400 bytes of its own data after the quote: the firewall
+ * SNATs and forwards them, a rule bypass and an exfiltration channel to
+ * any host. The error is about a packet the remote end sent, so its
+ * outer destination must be the connection's remote address (Linux
+ * conntrack checks this too: "outer daddr mismatch").
+ */
+TEST(client_icmp_error_to_any_host)
+{
+    struct tfw *t = t_setup();
+    uint8_t l4[700], ip[800], q[600], ql4[64];
+    uint16_t np = a_open_tcp(t, A_REMOTE, 40030, 443);
+    uint32_t n, qn;
+
+    CHECK(np != 0);
+    /* quote: the reply as the client received it, then secret bytes */
+    qn = a_tcp(ql4, 443, 40030, 0x12);
+    qn = a_ip(q, A_REMOTE, T_WORK, IPPROTO_TCP_, 60, 0, ql4, qn);
+    memset(q + qn, 'S', 400); /* data smuggled behind the quote */
+    n = a_icmp(l4, ICMP_DEST_UNREACH, 3, 0, 0, q, qn + 400);
+    n = a_ip(ip, T_WORK, A_DENIED, IPPROTO_ICMP_, 64, 0, l4, n);
+    a_send(t, (unsigned)t->work, ip, n, 0);
+    CHECK_EQ(a_nout(t, 0), 0); /* want: dropped */
+    if (t->out.n == 1)
+        fprintf(stderr, "    forwarded to %08x, %u bytes\n",
+                qw_get32(a_out_ip(t, 0) + 16), t->out.frames[0].len);
+    t_free(t);
+}
+
+/*
+ * The UDP checksum of a reply to the firewall's own DNS client is never
+ * verified (fw_dns_rx() hands the payload to dns_rx() as it is). A DNS
+ * answer corrupted on its way (sys-net forwards without checking L4
+ * checksums) is believed: here the A record's address is damaged in
+ * transit, the UDP checksum shows it, and the damaged address is still
+ * accepted by a dsthost accept rule. Packets the firewall consumes itself
+ * must have their checksum verified (RFC 1122 4.1.3.4), as it already
+ * does for echo requests.
+ */
+TEST(dns_reply_bad_udp_checksum_believed)
+{
+    struct tfw *t = t_setup();
+    static const char *const r[] = {
+        "policy=drop", "0000=action=accept dsthost=example.com", NULL};
+    uint8_t q[1600], l4[700], ip[800], msg[600];
+    uint32_t n, qlen, dlen, server;
+    uint16_t qport;
+
+    t_rules(t, "10.137.0.10", r);
+    CHECK(t->out.n >= 1);
+    if (t->out.n < 1)
+        goto out;
+    memcpy(q, t->out.frames[0].data, t->out.frames[0].len);
+    server = qw_get32(q + 14 + 16);
+    qport = qw_get16(q + 14 + 20);
+    /* the answer: question copied, one A record 198.18.0.1 */
+    qlen = 12;
+    while (q[42 + qlen] != 0)
+        qlen += q[42 + qlen] + 1u;
+    qlen += 5;
+    memcpy(msg, q + 42, qlen);
+    qw_put16(msg + 2, 0x8180);
+    qw_put16(msg + 6, 1);
+    qw_put16(msg + 8, 0);
+    qw_put16(msg + 10, 0);
+    memcpy(msg + qlen, "\xc0\x0c\x00\x01\x00\x01", 6);
+    qw_put32(msg + qlen + 6, 300);
+    qw_put16(msg + qlen + 10, 4);
+    qw_put32(msg + qlen + 12, IP(198, 18, 0, 1));
+    dlen = qlen + 16;
+    n = a_udp(l4, 53, qport, msg, dlen);
+    n = a_ip(ip, server, T_FW, IPPROTO_UDP_, 60, 0, l4, n);
+    ip[20 + 8 + qlen + 15] ^= 0x04; /* corrupted: now 198.18.0.5 */
+    a_send(t, 0, ip, n, 0);
+    CHECK_EQ(t->out.n, 0);
+    CHECK(t_dropped_as(t, 0, QW_DROP_L4_CSUM)); /* want: checksum drop */
+    /* the damaged address must not be accepted */
+    n = a_tcp(l4, 40040, 443, 0x02);
+    n = a_ip(ip, T_WORK, IP(198, 18, 0, 5), IPPROTO_TCP_, 64, 0, l4, n);
+    a_send(t, (unsigned)t->work, ip, n, 0);
+    CHECK_EQ(a_nout(t, 0), 0);
+out:
+    t_free(t);
+}
+
+/*
+ * The uplink peer alternates the gateway's MAC in unsolicited ARP
+ * replies: every one logs "fw: gateway is at ..." at info level (only the
+ * per-source rate limit bounds it: 20 lines, then 5/s, for ever).
+ * semantics.md: info is lifecycle only, nothing per packet above debug.
+ * Want: a change of the gateway's MAC after it was resolved logged at
+ * debug (or once per some minutes), the first resolution at info.
+ */
+TEST(uplink_arp_gateway_flap_logs_info)
+{
+    struct tfw *t = t_setup();
+    unsigned before = t->nlog;
+
+    for (unsigned i = 0; i < 100; i++) {
+        uint8_t *f = t->in[t->in_next++ % T_MAXIN];
+        uint8_t *a = f + ETH_HLEN;
+        struct qw_frame fr = {f, ETH_HLEN + 28, 0, 0};
+        memcpy(f, a_mac_up, 6);
+        memcpy(f + 6, a_mac_gw, 6);
+        qw_put16(f + 12, 0x0806);
+        qw_put16(a, 1);
+        qw_put16(a + 2, 0x0800);
+        a[4] = 6;
+        a[5] = 4;
+        qw_put16(a + 6, 2);
+        memcpy(a + 8, a_mac_gw, 6);
+        a[13] = (uint8_t)(i & 1 ? 0x02 : 0x03);
+        qw_put32(a + 14, T_GW);
+        memcpy(a + 18, a_mac_up, 6);
+        qw_put32(a + 24, T_FW);
+        t->now += SEC / 10;
+        t_reset_out(t);
+        qw_rx(t->fw, 0, &fr, 1, t->now, &t->out);
+    }
+    CHECK(t->nlog - before <= 2);
+    t_free(t);
+}
+
+/*
+ * IPv4 source routing is forwarded. work may reach 198.51.100.0/24 only
+ * (plus 443 and DNS); it sends a TCP SYN to 198.51.100.7 carrying a
+ * loose source route (LSRR) whose next hop is 8.8.8.8 (policy drop).
+ * The rules judge the first hop only and the packet leaves with the
+ * route intact: a host honouring source routes relays it on to 8.8.8.8.
+ * Linux sys-firewall drops it (systemd's default sysctl
+ * net.ipv4.conf.all.accept_source_route = 0). Want: LSRR/SSRR options
+ * from any link dropped and counted (e.g. QW_DROP_IP_MARTIAN or a new
+ * "ip_options" reason).
+ */
+TEST(client_source_route_forwarded)
+{
+    struct tfw *t = t_setup();
+    uint8_t l4[64], ip[128], opt[128];
+    uint32_t n, m;
+
+    n = a_tcp(l4, 40070, 80, 0x02);
+    m = a_ip(opt, T_WORK, A_OK_NET, IPPROTO_TCP_, 64, 0, l4, n);
+    /* insert 8 bytes of options: LSRR (len 7, ptr 4, 8.8.8.8) + EOL */
+    memcpy(ip, opt, 20);
+    ip[20] = 0x83;
+    ip[21] = 7;
+    ip[22] = 4;
+    qw_put32(ip + 23, A_DENIED);
+    ip[27] = 0;
+    memcpy(ip + 28, opt + 20, m - 20);
+    ip[0] = 0x47;
+    qw_put16(ip + 2, (uint16_t)(m + 8));
+    qw_put16(ip + 10, 0);
+    qw_put16(ip + 10, qw_csum_fold(qw_csum_add(0, ip, 28)));
+    a_send(t, (unsigned)t->work, ip, m + 8, 0);
+    CHECK_EQ(a_nout(t, 0), 0); /* want: dropped */
+    t_free(t);
+}
+
 /* ---- rules: the compiled matcher against a plain reading of the text - */
 
 #include "rules.h"
@@ -1152,6 +1346,11 @@ int main(void)
     RUN(rules_match_reference);
     RUN(qdb_store_full_tree_fails_closed);
     RUN(uplink_icmp_error_quote_with_options);
+    RUN(icmp_type_rides_echo_connection);
+    RUN(client_icmp_error_to_any_host);
+    RUN(dns_reply_bad_udp_checksum_believed);
+    RUN(uplink_arp_gateway_flap_logs_info);
+    RUN(client_source_route_forwarded);
     return test_summary();
 }
 
