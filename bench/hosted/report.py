@@ -133,7 +133,7 @@ def main(raw, out):
     if loads and statistics.median(loads) > 2:
         lines.append("- The load average stayed around %.0f on %d vCPUs: every"
                      " configuration was starved of CPU by other work, so all"
-                     " three are far below what the same topology reaches on"
+                     " configurations are far below what the same topology reaches on"
                      " a quiet machine (the shared baseline measured about 5"
                      " Gbit/s TCP x1 for kernel nftables with offloads off)."
                      " Compare configurations with each other, not with that."
