@@ -80,6 +80,20 @@ expect_any() { # "WORD WORD..." GOT WHAT
     echo "    FAIL: $3: want one of '$1', got '$2'"
 }
 
+# wait_ready FILE: until a background sink/sniffer has bound its socket
+# (it prints "listening" first), so nothing is sent before it listens.
+wait_ready() {
+    local i
+    for i in $(seq 100); do
+        grep -q listening "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# sniff_count FILE: the count a finished sniffer printed (last line).
+sniff_count() { tail -n 1 "$1"; }
+
 counter() { topo_counter "$@"; } # LINKNAME REASON
 
 fw_alive() { kill -0 "$(topo_fw_pid)" 2>/dev/null; }

@@ -140,6 +140,7 @@ def sniff(iface, ethertype, secs, args=()):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
                       socket.htons(ethertype))
     s.bind((iface, 0))
+    print("listening", flush=True)
     n = 0
     end = time.time() + secs
     while time.time() < end:

@@ -93,7 +93,8 @@ conn_uplink_new() {
     c1 python3 -u "$E2E_DIR/probe.py" sink udp 0.0.0.0 5556 4 \
         >"$TOPO_RUN/sink.udp" 2>&1 &
     local sp2=$!
-    sleep 0.3
+    wait_ready "$TOPO_RUN/sink.tcp"
+    wait_ready "$TOPO_RUN/sink.udp"
     expect timeout "$(probe up tcp $C1 5555 --timeout 1)" \
         "new TCP connection from the uplink to a client is dropped"
     probe up udp $C1 5556 --timeout 1 >/dev/null

@@ -19,23 +19,23 @@ R
     up python3 "$E2E_DIR/probe.py" sniff eth0 0x0800 2 --proto 1 \
         --dst $WEB >"$TOPO_RUN/sniff.f1ok" &
     local sp=$!
-    sleep 0.3
+    wait_ready "$TOPO_RUN/sniff.f1ok"
     c1 python3 "$E2E_DIR/probe.py" icmp $WEB 3 0 \
         --quote "$WEB:7-$C1:$cport" >/dev/null
     wait $sp
-    expect 1 "$(cat "$TOPO_RUN/sniff.f1ok")" \
+    expect 1 "$(sniff_count "$TOPO_RUN/sniff.f1ok")" \
         "control: an error about the connection reaches its peer"
     up python3 "$E2E_DIR/probe.py" sniff eth0 0x0800 2 --proto 1 \
         --dst $TOPO_OTHER_IP >"$TOPO_RUN/sniff.f1" &
     sp=$!
-    sleep 0.3
+    wait_ready "$TOPO_RUN/sniff.f1"
     # A "port unreachable" quoting the connection's reply packet, sent to
     # a host the rules do not allow, with 400 bytes of payload.
     c1 python3 "$E2E_DIR/probe.py" icmp $TOPO_OTHER_IP 3 0 \
         --quote "$WEB:7-$C1:$cport" --pad 400 >/dev/null
     wait $sp
     hold_stop
-    expect 0 "$(cat "$TOPO_RUN/sniff.f1")" \
+    expect 0 "$(sniff_count "$TOPO_RUN/sniff.f1")" \
         "an ICMP error quoting a live connection does not reach another host"
     accept_all $C1
 }
@@ -49,10 +49,10 @@ R
     up python3 "$E2E_DIR/probe.py" sniff eth0 0x0800 1.5 --proto 1 \
         --icmp-type 13 >"$TOPO_RUN/sniff.f2ok" &
     local sp=$!
-    sleep 0.3
+    wait_ready "$TOPO_RUN/sniff.f2ok"
     c1 python3 "$E2E_DIR/probe.py" icmp $WEB 13 0x4343 >/dev/null
     wait $sp
-    expect 1 "$(cat "$TOPO_RUN/sniff.f2ok")" \
+    expect 1 "$(sniff_count "$TOPO_RUN/sniff.f2ok")" \
         "control: an allowed timestamp request reaches the uplink"
     rules $C1 <<R
 action=accept proto=icmp icmptype=8
@@ -60,12 +60,12 @@ R
     up python3 "$E2E_DIR/probe.py" sniff eth0 0x0800 2 --proto 1 \
         --icmp-type 13 >"$TOPO_RUN/sniff.f2" &
     sp=$!
-    sleep 0.3
+    wait_ready "$TOPO_RUN/sniff.f2"
     c1 python3 "$E2E_DIR/probe.py" icmp $WEB 8 0x4242 >/dev/null
     sleep 0.2
     c1 python3 "$E2E_DIR/probe.py" icmp $WEB 13 0x4242 >/dev/null
     wait $sp
-    expect 0 "$(cat "$TOPO_RUN/sniff.f2")" \
+    expect 0 "$(sniff_count "$TOPO_RUN/sniff.f2")" \
         "a timestamp request does not ride an echo connection's id"
     accept_all $C1
 }

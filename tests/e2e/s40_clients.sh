@@ -5,7 +5,7 @@ clients_isolated() {
     c2 python3 -u "$E2E_DIR/probe.py" sink tcp 0.0.0.0 5557 3 \
         >"$TOPO_RUN/sink.c2" 2>&1 &
     local sp=$!
-    sleep 0.3
+    wait_ready "$TOPO_RUN/sink.c2"
     expect_any "timeout prohibited" "$(probe c1 tcp $C2 5557 --timeout 1)" \
         "client to client TCP blocked although the rules accept all"
     expect 0 "$(c1 ping -c1 -W1 $C2 | grep -c ' 0% packet loss')" \
@@ -21,7 +21,7 @@ clients_spoof() {
     up python3 -u "$E2E_DIR/probe.py" sink udp $WEB 5558 3 \
         >"$TOPO_RUN/sink.spoof" 2>&1 &
     local sp=$!
-    sleep 0.3
+    wait_ready "$TOPO_RUN/sink.spoof"
     ip -n ${TOPO_P}c1 addr add 10.137.0.99/32 dev eth0
     c1 python3 -c "
 import socket
@@ -52,7 +52,7 @@ R
     up python3 "$E2E_DIR/probe.py" sniff eth0 0x86dd 3 \
         >"$TOPO_RUN/sniff6" &
     local sp=$!
-    sleep 0.3
+    wait_ready "$TOPO_RUN/sniff6"
     c2 ip -6 addr add fd09:24ef:4179::a89:b/128 dev eth0 nodad 2>/dev/null
     c2 ip -6 route add default dev eth0 2>/dev/null
     c2 ping -6 -c3 -i0.2 -W1 fd09:24ef:4179::1 >/dev/null 2>&1
@@ -63,7 +63,7 @@ for i in range(3): s.sendto(b'v6', ('fd09:24ef:4179::1', 53))
 " 2>/dev/null
     wait $sp
     after=$(counter c2 ipv6)
-    expect 0 "$(cat "$TOPO_RUN/sniff6")" "no IPv6 frame reached the uplink"
+    expect 0 "$(sniff_count "$TOPO_RUN/sniff6")" "no IPv6 frame reached the uplink"
     expect_ge 3 "$((after - before))" "IPv6 frames dropped and counted"
     expect_match "open*" "$(probe c2 tcp $WEB 80 --send $'GET / HTTP/1.0\r\n\r\n')" \
         "an IPv6 rule tree with dst6 rules leaves IPv4 alone"
