@@ -959,7 +959,16 @@ static int parse_args(struct hosted *h, int argc, char **argv,
             return -1;
         }
     }
+    /* Say what is wrong before the usage: the usage alone leaves the
+     * reader guessing which of its lines was violated. */
     if (!*uplink || !h->qdb_path || optind != argc) {
+        if (!*uplink)
+            fprintf(stderr, "qwall-hosted: --uplink IFNAME is required\n");
+        if (!h->qdb_path)
+            fprintf(stderr, "qwall-hosted: --qdb SOCKPATH is required\n");
+        if (optind != argc)
+            fprintf(stderr, "qwall-hosted: unexpected argument: %s\n",
+                    argv[optind]);
         usage(stderr);
         return -1;
     }

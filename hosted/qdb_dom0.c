@@ -749,16 +749,15 @@ static int ctl_main(int argc, char **argv)
     return rc;
 }
 
-static void usage(void)
+static void usage(FILE *f)
 {
-    fprintf(stderr,
-            "usage: qdb-dom0 serve [--db FILE] --vm VMSOCK --ctl CTLSOCK "
-            "[-v]\n"
-            "       qdb-dom0 ctl CTLSOCK write PATH VALUE | rm PATH | "
-            "commit DIR\n"
-            "                | load-rules IP FILE | vif-add NAME IP MAC "
-            "IFNAME | vif-rm NAME\n"
-            "                | dump | stats | wait-synced [SECS]\n");
+    fprintf(f, "usage: qdb-dom0 serve [--db FILE] --vm VMSOCK --ctl CTLSOCK "
+               "[-v]\n"
+               "       qdb-dom0 ctl CTLSOCK write PATH VALUE | rm PATH | "
+               "commit DIR\n"
+               "                | load-rules IP FILE | vif-add NAME IP MAC "
+               "IFNAME | vif-rm NAME\n"
+               "                | dump | stats | wait-synced [SECS]\n");
 }
 
 int main(int argc, char **argv)
@@ -768,8 +767,14 @@ int main(int argc, char **argv)
 
     if (argc >= 3 && !strcmp(argv[1], "ctl"))
         return ctl_main(argc - 2, argv + 2);
+    /* Asked-for help is not an error: stdout, exit 0. */
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+                      !strcmp(argv[1], "help"))) {
+        usage(stdout);
+        return 0;
+    }
     if (argc < 2 || strcmp(argv[1], "serve") != 0) {
-        usage();
+        usage(stderr);
         return 2;
     }
     for (i = 2; i < argc; i++) {
@@ -782,12 +787,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-v"))
             S.verbose = true;
         else {
-            usage();
+            usage(stderr);
             return 2;
         }
     }
     if (!vm || !ctl) {
-        usage();
+        usage(stderr);
         return 2;
     }
     setvbuf(stderr, NULL, _IOLBF, 0);
