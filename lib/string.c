@@ -6,17 +6,9 @@
  * The compiler may emit calls to memcpy/memset/memmove/memcmp on its own,
  * so these must exist with their standard names and semantics.
  */
-#include <stddef.h>
 #include <stdint.h>
 
-void *memcpy(void *restrict dst, const void *restrict src, size_t n);
-void *memmove(void *dst, const void *src, size_t n);
-void *memset(void *dst, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-int strcmp(const char *a, const char *b);
-int strncmp(const char *a, const char *b, size_t n);
-char *strchr(const char *s, int c);
+#include "libc.h"
 
 void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {

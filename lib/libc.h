@@ -1,9 +1,9 @@
 /*
- * libc.h: the freestanding mem and str functions of lib/string.c, for the
- * runtime (which is built with -nostdinc and has no <string.h>).
+ * libc.h: the freestanding mem and str functions of lib/string.c, for
+ * code built with -nostdinc (the Xen runtime), which has no <string.h>.
  */
-#ifndef QW_XEN_LIBC_H
-#define QW_XEN_LIBC_H
+#ifndef QW_LIB_LIBC_H
+#define QW_LIB_LIBC_H
 
 #include <stddef.h>
 
@@ -16,4 +16,4 @@ int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 char *strchr(const char *s, int c);
 
-#endif /* QW_XEN_LIBC_H */
+#endif /* QW_LIB_LIBC_H */
