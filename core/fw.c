@@ -673,6 +673,45 @@ static void client_to_fw(struct qw *fw, struct fw_pkt *p)
     pkt_reject(fw, p, QW_DROP_TO_FIREWALL, ICMP_HOST_PROHIBITED);
 }
 
+/*
+ * ICMP entries keep in ct_entry.user the type that created them (low byte,
+ * for re-checks) and one bit per query type seen on them (next byte): the
+ * ct key has no type, so each type is judged by the rules once, and only
+ * answers to a type seen pass back.
+ */
+static uint32_t icmp_query_bit(uint8_t type)
+{
+    switch (type) {
+    case ICMP_ECHO:
+        return 1;
+    case ICMP_TIMESTAMP:
+        return 2;
+    case ICMP_INFO_REQUEST:
+        return 4;
+    case ICMP_ADDR_MASK:
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+/* The query bit an answer type belongs to (0 for anything else). */
+static uint32_t icmp_answer_bit(uint8_t type)
+{
+    switch (type) {
+    case ICMP_ECHO_REPLY:
+        return 1;
+    case ICMP_TIMESTAMP_REPLY:
+        return 2;
+    case ICMP_INFO_REPLY:
+        return 4;
+    case ICMP_ADDR_MASK_REPLY:
+        return 8;
+    default:
+        return 0;
+    }
+}
+
 /* A new connection from a client: only a plain SYN or an ICMP query may
  * start one; the client's rules decide. */
 static void client_new(struct qw *fw, struct fw_pkt *p)
@@ -724,7 +763,9 @@ static void client_new(struct qw *fw, struct fw_pkt *p)
     }
     /* ICMP: the query type, for re-checks; TCP/UDP: the checksum
      * deltas of the translation, for the fast path */
-    e->user = p->proto == IPPROTO_ICMP_ ? p->icmp_type : fw_nat_delta(e);
+    e->user = p->proto == IPPROTO_ICMP_
+                  ? p->icmp_type | icmp_query_bit(p->icmp_type) << 8
+                  : fw_nat_delta(e);
     ct_update(fw->ct, e, 0, p->tcpflags, fw->now);
     pkt_nat(p, e, 0);
     pkt_send(fw, p, QW_LINK_UPLINK);
@@ -801,9 +842,14 @@ static void from_client(struct qw *fw, struct fw_pkt *p)
         client_new(fw, p);
         return;
     }
-    if (p->proto == IPPROTO_ICMP_ && p->icmp_type != (uint8_t)e->user &&
-        !icmp_other_type_ok(fw, p))
-        return;
+    if (p->proto == IPPROTO_ICMP_ &&
+        !(e->user & icmp_query_bit(p->icmp_type) << 8)) {
+        /* another query type on this id: judged as new, then it shares
+         * the entry (its answers pass too) */
+        if (!icmp_other_type_ok(fw, p))
+            return;
+        e->user |= icmp_query_bit(p->icmp_type) << 8;
+    }
     if (!fw->uplink_up) {
         pkt_drop(fw, p, QW_DROP_NO_LINK);
         return;
@@ -813,23 +859,6 @@ static void from_client(struct qw *fw, struct fw_pkt *p)
     ct_update(fw->ct, e, 0, p->tcpflags, fw->now);
     pkt_nat(p, e, 0);
     pkt_send(fw, p, QW_LINK_UPLINK);
-}
-
-/* The answer type of an ICMP query type (RFC 792, 950). */
-static uint8_t icmp_reply_type(uint8_t query)
-{
-    switch (query) {
-    case ICMP_ECHO:
-        return ICMP_ECHO_REPLY;
-    case ICMP_TIMESTAMP:
-        return ICMP_TIMESTAMP_REPLY;
-    case ICMP_INFO_REQUEST:
-        return ICMP_INFO_REPLY;
-    case ICMP_ADDR_MASK:
-        return ICMP_ADDR_MASK_REPLY;
-    default:
-        return 0xff;
-    }
 }
 
 static void from_uplink(struct qw *fw, struct fw_pkt *p)
@@ -869,10 +898,10 @@ static void from_uplink(struct qw *fw, struct fw_pkt *p)
         fw_dns_rx(fw, p, e); /* never forwarded */
         return;
     }
-    /* an ICMP answer passes only as the answer of the tracked query's
-     * type (echo -> echo reply, ...) */
+    /* an ICMP answer passes only as the answer of a query type seen on
+     * the entry (echo -> echo reply, ...) */
     if (p->proto == IPPROTO_ICMP_ &&
-        p->icmp_type != icmp_reply_type((uint8_t)e->user)) {
+        !(e->user & icmp_answer_bit(p->icmp_type) << 8)) {
         pkt_drop(fw, p, QW_DROP_ICMP_TYPE);
         return;
     }

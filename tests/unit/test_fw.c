@@ -970,6 +970,34 @@ TEST(fw_source_route_refused)
     t_free(t);
 }
 
+/* F2b: a second query type the rules accept shares the echo's entry, and
+ * its answers come back too. */
+TEST(fw_icmp_second_type_answered)
+{
+    struct tfw *t = setup_all(); /* accept everything */
+    struct flow ts = {T_WORK, IP(93, 184, 216, 34), 0x0bcd, 0, 1, 13, 12,
+                      false};
+    struct flow tr = {IP(93, 184, 216, 34), T_FW, 0x0bcd, 0, 1, 14, 12, false};
+    struct flow mr = {IP(93, 184, 216, 34), T_FW, 0x0bcd, 0, 1, 18, 12, false};
+    uint8_t f[T_FRAME];
+    size_t n;
+
+    t_rx(t, t->work, FX_PING_IN);
+    CHECK(t_out_is(t, 0, 0, FX_PING_OUT));
+    n = build(f, m_fe, m_work, &ts, 0, 64);
+    rx_raw(t, t->work, f, n, 0);
+    CHECK(t->out.n == 1 && t->out.frames[0].link == 0);
+    n = build(f, m_up, m_gw, &tr, 0, 50);
+    rx_raw(t, 0, f, n, 0);
+    CHECK(t->out.n == 1 && t->out.frames[0].link == (unsigned)t->work);
+    n = build(f, m_up, m_gw, &mr, 0, 50); /* mask reply: never asked */
+    rx_raw(t, 0, f, n, 0);
+    CHECK(t_dropped_as(t, 0, QW_DROP_ICMP_TYPE));
+    t_rx(t, 0, FX_PONG_IN);
+    CHECK(t_out_is(t, 0, t->work, FX_PONG_OUT));
+    t_free(t);
+}
+
 int main(void)
 {
     RUN(fw_create_validates);
@@ -993,6 +1021,7 @@ int main(void)
     RUN(fw_qdb_reconnect);
     RUN(fw_client_icmp_error_only_to_remote);
     RUN(fw_icmp_type_not_riding_echo);
+    RUN(fw_icmp_second_type_answered);
     RUN(fw_dns_reply_udp_checksum_verified);
     RUN(fw_gateway_mac_flap_quiet);
     RUN(fw_source_route_refused);
