@@ -15,7 +15,8 @@
 # Every address lives only inside these namespaces. Names carry a prefix
 # (qwd- demo, qwe- tests, qwb- bench) so several users never collide, and
 # every process started here is recorded by pid in $TOPO_RUN and stopped
-# by that pid in topo_down.
+# by that pid in topo_down, which then stops whatever is left in each of
+# its namespaces (forked children) before deleting them.
 #
 # Offloads: TSO/GSO/GRO are turned off on every veth end, because a
 # PACKET_MMAP slot holds one MTU-sized frame and a GSO super-frame would be
@@ -96,6 +97,29 @@ topo_kill() { # NAME: stop one recorded process by its pid
 topo_netns_add() { # NS
     ip netns add "$1" || return 1
     echo "$1" >>"$TOPO_RUN/netns"
+}
+
+# topo_netns_kill NS: stop every process still in NS (TERM, then KILL
+# after a short wait). Recorded pids are not enough: children such as the
+# per-connection ones of `socat ...,fork` are reparented to init and would
+# keep a deleted namespace alive.
+topo_netns_kill() {
+    local pids i
+    pids=$(ip netns pids "$1" 2>/dev/null)
+    [ -n "$pids" ] || return 0
+    kill $pids 2>/dev/null
+    for i in $(seq 20); do
+        sleep 0.1
+        pids=$(ip netns pids "$1" 2>/dev/null)
+        [ -n "$pids" ] || return 0
+    done
+    kill -9 $pids 2>/dev/null
+    return 0
+}
+
+topo_netns_del() { # NS: its processes, then the namespace
+    topo_netns_kill "$1"
+    ip netns del "$1" 2>/dev/null
 }
 
 topo_quiet_if() { # NS IF: no IPv6, no GSO/TSO/GRO
@@ -195,7 +219,7 @@ topo_add_client() {
 topo_del_client() { # NAME
     local ns
     ns=$(topo_ns "$1")
-    ip netns del "$ns" 2>/dev/null
+    topo_netns_del "$ns"
     sed -i "/^$ns\$/d" "$TOPO_RUN/netns" 2>/dev/null
     return 0
 }
@@ -264,7 +288,7 @@ topo_down() {
     done
     if [ -f "$TOPO_RUN/netns" ]; then
         while read -r ns; do
-            ip netns del "$ns" 2>/dev/null
+            topo_netns_del "$ns"
         done <"$TOPO_RUN/netns"
         rm -f "$TOPO_RUN/netns"
     fi
