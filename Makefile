@@ -20,8 +20,19 @@ all: $(ALL_TARGETS)
 # EXTRA_UNIT_BINS so that check-unit runs them too.
 # Each part runs even when an earlier one failed; the last line sums them.
 check:
-	@MAKE="$(MAKE)" tools/check-all.sh check-unit core-freestanding \
-	    $(CHECK_EXTRA)
+	@MAKE="$(MAKE)" tools/check-all.sh format-check check-unit \
+	    core-freestanding $(CHECK_EXTRA)
+
+# Every tracked C file must be as clang-format (.clang-format) leaves it.
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+.PHONY: format format-check
+format:
+	clang-format -i --style=file $(FORMAT_FILES)
+format-check:
+	@bad=0; for f in $(FORMAT_FILES); do \
+	    clang-format --style=file "$$f" | cmp -s - "$$f" || \
+	        { echo "format-check: $$f differs (make format)"; bad=1; }; \
+	done; [ $$bad -eq 0 ] && echo "format-check: $(words $(FORMAT_FILES)) files clean"
 
 .PHONY: help
 help:
@@ -29,6 +40,7 @@ help:
 	@echo "make demo             hosted demo in network namespaces (root)"
 	@echo "make check            every suite below, one closing line"
 	@echo "make check-unit       unit (plain + ASan/UBSan) and fuzz smoke"
+	@echo "make format-check     C files as .clang-format leaves them"
 	@echo "make core-freestanding  link core/ with no OS and no libc"
 	@echo "make check-e2e        namespace scenarios (root)"
 	@echo "make check-xen        boot qwall.xen on Xen under QEMU (root)"

@@ -13,10 +13,10 @@ struct out {
 };
 
 struct spec {
-    bool left;  /* '-' */
-    bool zero;  /* '0' */
-    int width;  /* minimum field width */
-    int prec;   /* -1 when absent */
+    bool left; /* '-' */
+    bool zero; /* '0' */
+    int width; /* minimum field width */
+    int prec;  /* -1 when absent */
 };
 
 static void put(struct out *o, char c)

@@ -26,7 +26,7 @@ static const char *test_cur_name;
         test_checks++;                                                         \
         if (!(cond)) {                                                         \
             test_cur_failed++;                                                 \
-            fprintf(stderr, "  FAIL %s:%d: %s: %s\n", __FILE__, __LINE__,     \
+            fprintf(stderr, "  FAIL %s:%d: %s: %s\n", __FILE__, __LINE__,      \
                     test_cur_name, #cond);                                     \
         }                                                                      \
     } while (0)
@@ -37,7 +37,7 @@ static const char *test_cur_name;
         test_checks++;                                                         \
         if (check_a_ != check_b_) {                                            \
             test_cur_failed++;                                                 \
-            fprintf(stderr, "  FAIL %s:%d: %s: %s == %s (%lld != %lld)\n",    \
+            fprintf(stderr, "  FAIL %s:%d: %s: %s == %s (%lld != %lld)\n",     \
                     __FILE__, __LINE__, test_cur_name, #a, #b, check_a_,       \
                     check_b_);                                                 \
         }                                                                      \
@@ -48,7 +48,7 @@ static const char *test_cur_name;
         test_checks++;                                                         \
         if (memcmp((a), (b), (n)) != 0) {                                      \
             test_cur_failed++;                                                 \
-            fprintf(stderr, "  FAIL %s:%d: %s: memory %s != %s\n", __FILE__,  \
+            fprintf(stderr, "  FAIL %s:%d: %s: memory %s != %s\n", __FILE__,   \
                     __LINE__, test_cur_name, #a, #b);                          \
             test_hexdiff((const uint8_t *)(a), (const uint8_t *)(b), (n));     \
         }                                                                      \
@@ -72,7 +72,7 @@ static inline void test_hexdiff(const uint8_t *a, const uint8_t *b, size_t n)
         test_cur_failed = 0;                                                   \
         name();                                                                \
         if (test_checks == 0) {                                                \
-            fprintf(stderr, "  FAIL %s: asserted nothing\n", #name);          \
+            fprintf(stderr, "  FAIL %s: asserted nothing\n", #name);           \
             test_cur_failed = 1;                                               \
         }                                                                      \
         if (test_cur_failed) {                                                 \

@@ -15,8 +15,8 @@ TEST(fmt_basic)
     CHECK(strcmp(b, "a-12b34cbeefdxe") == 0);
     qw_snprintf(b, sizeof b, "[%5d|%-4s|%03u|%02x]", 42, "ab", 7u, 0xau);
     CHECK(strcmp(b, "[   42|ab  |007|0a]") == 0);
-    qw_snprintf(b, sizeof b, "%llu %ld %zu %lld", 18446744073709551615ull,
-                -5L, (size_t)99, -9223372036854775807LL - 1);
+    qw_snprintf(b, sizeof b, "%llu %ld %zu %lld", 18446744073709551615ull, -5L,
+                (size_t)99, -9223372036854775807LL - 1);
     CHECK(strcmp(b, "18446744073709551615 -5 99 -9223372036854775808") == 0);
     qw_snprintf(b, sizeof b, "%.3s|%.*s|%%|%c", "abcdef", 2, "xyz", 'q');
     CHECK(strcmp(b, "abc|xy|%|q") == 0);
@@ -61,8 +61,8 @@ TEST(csum_rfc1624)
     /* An IPv4 header, checksum computed in full, then one field changed
      * incrementally must equal a fresh full computation. */
     uint8_t h[20];
-    test_hex("45 00 00 54 1c 46 40 00 40 01 00 00 0a 89 00 0a 08 08 08 08",
-             h, sizeof h);
+    test_hex("45 00 00 54 1c 46 40 00 40 01 00 00 0a 89 00 0a 08 08 08 08", h,
+             sizeof h);
     qw_put16(h + 10, qw_csum_fold(qw_csum_add(0, h, 20)));
     CHECK_EQ(qw_csum_fold(qw_csum_add(0, h, 20)), 0);
     uint32_t old = qw_get32(h + 12);
