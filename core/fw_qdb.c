@@ -334,3 +334,8 @@ const char *qw_qdb_get(const struct qw *fw, const char *path)
 {
     return qdb_get(fw->qdb, path, NULL);
 }
+
+bool qw_qdb_synced(const struct qw *fw)
+{
+    return qdb_synced(fw->qdb);
+}

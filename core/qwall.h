@@ -173,12 +173,15 @@ void qw_client_detach(struct qw *fw, unsigned link, uint64_t now);
  * tx: takes up to cap bytes the core wants to send to dom0; returns the
  *     count (0 when nothing is pending).
  * get: the current value of a key (NUL-terminated), NULL if absent.
+ * synced: true once dom0's initial dump (MULTIREAD) of the current stream
+ *     has ended; the store is empty after qw_qdb_connected() until then.
  */
 void qw_qdb_connected(struct qw *fw, uint64_t now);
 int qw_qdb_rx(struct qw *fw, const uint8_t *data, size_t len, uint64_t now,
               struct qw_out *out);
 size_t qw_qdb_tx(struct qw *fw, uint8_t *buf, size_t cap);
 const char *qw_qdb_get(const struct qw *fw, const char *path);
+bool qw_qdb_synced(const struct qw *fw);
 
 /* True once the uplink address and gateway are known. */
 bool qw_configured(const struct qw *fw);

@@ -33,7 +33,6 @@
 
 #include "hosted.h"
 #include "pcap.h"
-#include "qdb.h"
 #include "qwall.h"
 #include "ring.h"
 
@@ -79,10 +78,7 @@ struct hosted {
     size_t qtx_off, qtx_len;
     /* message boundaries of dom0's stream, only to see the end of the
      * MULTIREAD dump (the core clears its store silently on connect) */
-    uint8_t qhdr[QDB_HDR_LEN];
-    size_t qhdr_n;
-    uint32_t qskip;
-    bool qsynced;
+    bool qsynced; /* the core reported the end of the initial dump */
     /* client names seen under HOSTED_VIF_DIR */
     char names[MAX_NAMES][32];
     bool name_failed[MAX_NAMES]; /* its interface did not open last time */
@@ -520,7 +516,6 @@ static void qdb_close(struct hosted *h, uint64_t now, const char *why)
     h->qdb_fd = -1;
     h->qtx_off = h->qtx_len = 0;
     h->qdb_want_out = false;
-    h->qhdr_n = h->qskip = 0;
     h->qsynced = false;
     h->qdb_retry_at = now + QDB_RETRY_NS;
 }
@@ -596,40 +591,6 @@ static void qdb_connect(struct hosted *h, uint64_t now)
     qdb_flush(h, now);
 }
 
-/* Follow message boundaries in dom0's bytes; true once the MULTIREAD
- * terminator (RESP_MULTIREAD, empty path, no data) has gone by. */
-static void qdb_track(struct hosted *h, const uint8_t *b, size_t n)
-{
-    while (n > 0) {
-        size_t k;
-
-        if (h->qskip) {
-            k = n < h->qskip ? n : h->qskip;
-            h->qskip -= (uint32_t)k;
-            b += k;
-            n -= k;
-            continue;
-        }
-        k = QDB_HDR_LEN - h->qhdr_n;
-        if (k > n)
-            k = n;
-        memcpy(h->qhdr + h->qhdr_n, b, k);
-        h->qhdr_n += k;
-        b += k;
-        n -= k;
-        if (h->qhdr_n < QDB_HDR_LEN)
-            return;
-        h->qhdr_n = 0;
-        memcpy(&h->qskip, h->qhdr + QDB_OFF_DATA_LEN, 4);
-        if (h->qhdr[QDB_OFF_TYPE] == QDB_RESP_MULTIREAD &&
-            h->qhdr[QDB_OFF_PATH] == 0 && h->qskip == 0 && !h->qsynced) {
-            h->qsynced = true;
-            h->dirty = true;
-            hlog(h, QW_LOG_INFO, "hosted: qubesdb: synced");
-        }
-    }
-}
-
 static void qdb_read(struct hosted *h, uint64_t now)
 {
     static uint8_t buf[65536];
@@ -647,13 +608,17 @@ static void qdb_read(struct hosted *h, uint64_t now)
                       n == 0 ? "dom0 closed the connection" : "read failed");
             break;
         }
-        qdb_track(h, buf, (size_t)n);
         if (qw_qdb_rx(h->fw, buf, (size_t)n, now, &h->out) < 0) {
             send_out(h);
             qdb_close(h, now, "protocol error from dom0");
             break;
         }
         send_out(h);
+        if (!h->qsynced && qw_qdb_synced(h->fw)) {
+            h->qsynced = true; /* the initial dump has ended */
+            h->dirty = true;
+            hlog(h, QW_LOG_INFO, "hosted: qubesdb: synced");
+        }
     }
     /* No flush here: run_timers() attaches new clients first and then
      * sends our RESP_OKs, so once dom0 (qdb-dom0) sees the ack of a vif's

@@ -13,7 +13,11 @@ R
         return
     fi
     local cport
-    cport=$(c1 ss -Htn "dst $WEB:7" | awk '{split($4, a, ":"); print a[2]; exit}')
+    # Only the live connection: an earlier scenario's TIME-WAIT socket to
+    # the same port would otherwise be picked (with a state filter, ss
+    # omits the State column, so the local address is field 3).
+    cport=$(c1 ss -Htn state established "dst $WEB:7" |
+        awk '{split($3, a, ":"); print a[2]; exit}')
     # Control: the same error sent to the connection's own peer is
     # legitimate (it is about a packet that peer sent) and gets through.
     up python3 "$E2E_DIR/probe.py" sniff eth0 0x0800 2 --proto 1 \

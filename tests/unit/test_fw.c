@@ -998,6 +998,27 @@ TEST(fw_icmp_second_type_answered)
     t_free(t);
 }
 
+/* qw_qdb_synced() follows the initial dump of each stream: platforms use
+ * it to wait for dom0's database instead of parsing the stream again. */
+TEST(fw_qdb_synced_follows_dump)
+{
+    struct qw_config c = t_config();
+    struct tfw *t = t_new_cfg(&c);
+
+    CHECK(!qw_qdb_synced(t->fw));
+    qw_qdb_connected(t->fw, t->now);
+    CHECK(!qw_qdb_synced(t->fw));
+    t_qdb(t, QDB_RESP_MULTIREAD, "/qubes-ip", "10.137.0.6");
+    CHECK(!qw_qdb_synced(t->fw));
+    t_qdb(t, QDB_RESP_MULTIREAD, "", NULL);
+    CHECK(qw_qdb_synced(t->fw));
+    t_write(t, "/qubes-gateway", "10.137.0.2");
+    CHECK(qw_qdb_synced(t->fw));
+    qw_qdb_connected(t->fw, t->now); /* dom0's daemon restarted */
+    CHECK(!qw_qdb_synced(t->fw));
+    t_free(t);
+}
+
 int main(void)
 {
     RUN(fw_create_validates);
@@ -1025,5 +1046,6 @@ int main(void)
     RUN(fw_dns_reply_udp_checksum_verified);
     RUN(fw_gateway_mac_flap_quiet);
     RUN(fw_source_route_refused);
+    RUN(fw_qdb_synced_follows_dump);
     return test_summary();
 }
