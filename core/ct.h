@@ -219,7 +219,7 @@ struct ct_entry *ct_lookup_dir(struct ct *t, const struct ct_key *k, int dir,
  * entry of any link is, one that never saw a reply first, the firewall's
  * own entries only when nothing else is left (see docs/conntrack.md).
  * Returns 0 and *e; -QW_EEXIST with *e = the live entry that already has
- * this original key; -QW_ENOSPC (*e = NULL) when no NAT port is free (the
+ * this original key; -QW_ENOSPC (*e = NULL) when every NAT port is taken (the
  * pipeline counts QW_DROP_NAT_NO_PORT) or a hash chain is at its bound;
  * -QW_EINVAL if link is CT_LINK_SELF (use ct_reserve_self()).
  */
